@@ -1,0 +1,35 @@
+"""Explicit checks on data; they run whatever the Pyro validation setting, even under -O."""
+
+from __future__ import annotations
+
+import torch
+
+
+class DataError(ValueError):
+    """Data that a model or estimator cannot use; the message says what is wrong and the fix."""
+
+
+def check_finite(x: torch.Tensor) -> None:
+    """Raises DataError when ``x`` holds NaN or Inf."""
+    if not bool(torch.isfinite(x).all()):
+        n_nan = int(torch.isnan(x).sum())
+        n_inf = int(torch.isinf(x).sum())
+        raise DataError(
+            f"data hold {n_nan} NaN and {n_inf} Inf values; clean or drop those data points "
+            f"before training or evaluation."
+        )
+
+
+def check_batch(x: torch.Tensor, x_dim: int) -> None:
+    """Raises DataError unless ``x`` is a non-empty float tensor of shape ``[N, x_dim]``."""
+    if not isinstance(x, torch.Tensor):
+        raise DataError(f"data must be a torch.Tensor of shape [N, {x_dim}], got {type(x)}.")
+    if x.dim() != 2 or x.shape[-1] != x_dim:
+        raise DataError(
+            f"data must have shape [N, {x_dim}] (one flattened data point per row), got "
+            f"{list(x.shape)}; flatten images with x.reshape(len(x), -1)."
+        )
+    if x.shape[0] == 0:
+        raise DataError("the data are empty (N = 0); pass at least one data point.")
+    if not x.is_floating_point():
+        raise DataError(f"data must be floating point, got {x.dtype}; use x.float().")

@@ -1,0 +1,207 @@
+"""Recipes: frozen dataclasses read from TOML, with ``a.b=value`` overrides.
+
+A recipe names everything one experiment needs (data, model, guide, objective, training).
+``load(path, overrides)`` reads a TOML file, applies ``--set`` style overrides and checks every
+key and the type of every value, naming the key and the file when one is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+
+class RecipeError(ValueError):
+    """A recipe key or value is wrong; the message names the key, the file and the fix."""
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """An encoder or decoder network: ``mlp`` (hidden sizes, activation) or ``conv``."""
+
+    net: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [400])
+    activation: str = "relu"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset, how to binarize it, and how much of it to use."""
+
+    name: str = "mnist"
+    binarize: str = "none"
+    valid_size: int = 10000
+    subset: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The Pyro model p(z) p(x|z): latent size, likelihood and decoder."""
+
+    z_dim: int = 20
+    likelihood: str = "bernoulli"
+    likelihood_options: dict[str, Any] = field(default_factory=dict)
+    decoder: NetConfig = field(default_factory=NetConfig)
+
+
+@dataclass(frozen=True)
+class GuideConfig:
+    """The amortized guide q(z|x): a name from ``GUIDES``, its encoder and its options."""
+
+    name: str = "diagonal"
+    encoder: NetConfig = field(default_factory=NetConfig)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """The SVI loss: a name and its options."""
+
+    name: str = "elbo"
+    num_particles: int = 1
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimiser and the loop."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "cpu"
+    eval_batch_size: int = 1000
+    max_steps: int = 0
+    checkpoint_every: int = 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One trainable experiment."""
+
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    guide: GuideConfig = field(default_factory=GuideConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_value(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Returns ``value`` converted to ``tp``, or raises a RecipeError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if tp is Any:
+        return value
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise RecipeError(
+                f"{source}: key '{key}' must be a list of {_type_name(item)}, got {value!r}."
+            )
+        return [_check_value(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{source}: key '{key}' must be a table, got {value!r}.")
+        return dict(value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool or tp is int:
+        ok = isinstance(value, tp) and (tp is bool or not isinstance(value, bool))
+    else:
+        ok = isinstance(value, tp)
+    if not ok:
+        raise RecipeError(
+            f"{source}: key '{key}' must be of type {_type_name(tp)}, got {value!r} "
+            f"({type(value).__name__})."
+        )
+    return value
+
+
+def _build(cls: type, table: dict[str, Any], prefix: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in table.items():
+        full = f"{prefix}{key}"
+        if key not in hints:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
+            raise RecipeError(
+                f"{source}: unknown key '{full}'.{hint} Valid keys here: {', '.join(names)}."
+            )
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise RecipeError(f"{source}: key '{full}' must be a table, got {value!r}.")
+            kwargs[key] = _build(tp, value, f"{full}.", source)
+        else:
+            kwargs[key] = _check_value(value, tp, full, source)
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Splits ``"a.b=value"`` into ``(["a", "b"], value)``; the value is read as TOML."""
+    if "=" not in text:
+        raise RecipeError(f"override {text!r} must look like key=value, e.g. train.epochs=5.")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word such as guide.name=iaf is a string
+    return key.strip().split("."), value
+
+
+def from_dict(table: dict[str, Any], overrides: list[str] = (), source: str = "<dict>") -> Recipe:
+    """Builds a checked Recipe from a nested dict plus ``a.b=value`` overrides."""
+    table = _deep_copy(table)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = table
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise RecipeError(f"override {text!r}: '{part}' is not a table.")
+        node[path[-1]] = value
+    return _build(Recipe, table, "", source)
+
+
+def load(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    """Reads a TOML recipe and applies overrides such as ``["train.epochs=5"]``."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file {path} does not exist; recipes live in models/*.toml.")
+    try:
+        table = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{path}: not valid TOML ({e}).") from e
+    return from_dict(table, overrides, source=str(path))
+
+
+def to_dict(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as a nested dict of primitives."""
+    return dataclasses.asdict(recipe)
+
+
+def save(recipe: Recipe, path: str | Path) -> None:
+    """Writes the resolved recipe as TOML."""
+    Path(path).write_text(tomli_w.dumps(to_dict(recipe)))
+
+
+def _deep_copy(table: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in table.items()}

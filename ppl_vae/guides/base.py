@@ -1,0 +1,53 @@
+"""The amortized guide contract: an encoder maps x to a distribution q(z|x) over ``"z"``.
+
+Subclasses implement ``distribution(x)``, which returns a reparameterizable distribution with
+batch shape ``[N]`` and event shape ``[z_dim]`` (a "lazy distribution", as in zuko);
+``forward(x)`` samples it at site ``"z"`` under ``pyro.plate("data", N)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.nn import PyroModule
+
+from ..nets import build_net
+
+
+class AmortizedGuide(PyroModule):
+    """Base class of the built-in guides: ``encoder(x) -> params -> q(z|x)``.
+
+    Args:
+        x_dim: number of pixels of one (flattened) data point.
+        z_dim: latent size.
+        num_outputs: how many numbers the encoder produces per data point.
+        net, hidden, activation, image_shape: the encoder network (see ``ppl_vae.nets``).
+    """
+
+    def __init__(
+        self,
+        x_dim: int,
+        z_dim: int,
+        num_outputs: int,
+        net: str = "mlp",
+        hidden: Sequence[int] = (400,),
+        activation: str = "relu",
+        image_shape: Sequence[int] | None = None,
+    ):
+        super().__init__(name="guide")
+        self.x_dim = x_dim
+        self.z_dim = z_dim
+        self.encoder = build_net(
+            "encoder", net, x_dim, num_outputs, hidden, activation, image_shape
+        )
+
+    def distribution(self, x: torch.Tensor) -> dist.TorchDistribution:
+        """Returns q(z|x) with batch shape ``[N]`` and event shape ``[z_dim]``."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with pyro.plate("data", x.shape[0]):
+            return pyro.sample("z", self.distribution(x))

@@ -1,0 +1,110 @@
+"""Likelihoods p(x|z), chosen by name: each maps decoder outputs to a distribution over pixels.
+
+A likelihood is a module whose ``forward(out)`` returns a ``torch.distributions.Distribution``
+with batch shape ``out.shape`` (one factor per pixel) and whose ``check(x)`` raises a clear
+error for data it cannot score.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyro.distributions as dist
+import torch
+from torch import nn
+from torch.nn.functional import softplus
+
+from .checks import DataError, check_finite
+
+
+class Likelihood(nn.Module):
+    """Base class: ``forward(out) -> Distribution`` and ``check(x)``."""
+
+    def check(self, x: torch.Tensor) -> None:
+        """Raises DataError when ``x`` cannot be scored by this likelihood."""
+        check_finite(x)
+
+
+class Bernoulli(Likelihood):
+    """Bernoulli pixels parameterised by logits: for binary data in {0, 1}."""
+
+    def forward(self, out: torch.Tensor) -> dist.Distribution:
+        return dist.Bernoulli(logits=out)
+
+    def check(self, x: torch.Tensor) -> None:
+        check_finite(x)
+        if not bool(((x == 0) | (x == 1)).all()):
+            bad = x[(x != 0) & (x != 1)][:3].tolist()
+            raise DataError(
+                f"the bernoulli likelihood needs binary data in {{0, 1}}, but found values such "
+                f"as {bad}. Binarize the data (data.binarize = 'dynamic' or 'static') or use "
+                f"model.likelihood = 'continuous_bernoulli' for grayscale data in [0, 1]."
+            )
+
+
+class ContinuousBernoulli(Likelihood):
+    """The continuous Bernoulli (Loaiza-Ganem & Cunningham 2019): grayscale data in [0, 1]."""
+
+    def forward(self, out: torch.Tensor) -> dist.Distribution:
+        # Clamp only the logits handed to the distribution: its normaliser is unstable at +-inf.
+        return dist.ContinuousBernoulli(logits=out.clamp(-30.0, 30.0))
+
+    def check(self, x: torch.Tensor) -> None:
+        check_finite(x)
+        if bool(((x < 0) | (x > 1)).any()):
+            raise DataError(
+                f"the continuous_bernoulli likelihood needs data in [0, 1], got values in "
+                f"[{x.min().item():.3g}, {x.max().item():.3g}]; rescale the data to [0, 1] "
+                f"or use model.likelihood = 'gaussian'."
+            )
+
+
+class Gaussian(Likelihood):
+    """Gaussian pixels with mean from the decoder and a fixed or learned scale.
+
+    ``learn_scale`` is ``"none"`` (fixed ``scale``), ``"scalar"`` (one learned scale) or
+    ``"pixel"`` (one learned scale per pixel); learned scales start at ``scale``.
+    """
+
+    def __init__(self, x_dim: int, scale: float = 1.0, learn_scale: str = "none"):
+        super().__init__()
+        if scale <= 0:
+            raise ValueError(f"the gaussian likelihood's scale must be positive, got {scale}.")
+        sizes = {"none": None, "scalar": 1, "pixel": x_dim}
+        if learn_scale not in sizes:
+            raise ValueError(f"learn_scale must be one of {sorted(sizes)}, got {learn_scale!r}.")
+        raw = torch.full((sizes[learn_scale] or 1,), _softplus_inverse(scale))
+        if sizes[learn_scale] is None:
+            self.register_buffer("raw_scale", raw)
+        else:
+            self.raw_scale = nn.Parameter(raw)
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return softplus(self.raw_scale)
+
+    def forward(self, out: torch.Tensor) -> dist.Distribution:
+        return dist.Normal(out, self.scale.expand(out.shape))
+
+
+def _softplus_inverse(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+LIKELIHOODS: dict[str, type[Likelihood]] = {
+    "bernoulli": Bernoulli,
+    "continuous_bernoulli": ContinuousBernoulli,
+    "gaussian": Gaussian,
+}
+
+
+def build_likelihood(name: str, x_dim: int, **options) -> Likelihood:
+    """Builds a likelihood by name with its options (only ``gaussian`` takes any)."""
+    from .registry import lookup
+
+    cls = lookup(LIKELIHOODS, name, "likelihood")
+    if cls is Gaussian:
+        return cls(x_dim, **options)
+    if options:
+        raise ValueError(f"the {name} likelihood takes no options, got {sorted(options)}.")
+    return cls()

@@ -1,0 +1,123 @@
+"""Run directories: build a recipe's parts, train it into ``runs/<name>/``, load a run back.
+
+A run dir holds ``recipe.toml`` (the resolved recipe), ``checkpoint.pt``, ``metrics.csv`` and
+``summary.json``; evaluation adds its own files.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import config
+from .config import Recipe
+from .data import Splits, load_data
+from .guides import build_guide
+from .model import VAE, build_model
+from .objectives import build_objective
+from .storage import load_checkpoint
+from .train import CHECKPOINT, FitResult, fit, resolve_device
+
+RECIPE = "recipe.toml"
+
+
+class RunDirError(FileExistsError):
+    """A run dir that exists already (or is missing); the message says which flag to pass."""
+
+
+@dataclass
+class Run:
+    """A trained run: its recipe, model, guide and data."""
+
+    path: Path
+    recipe: Recipe
+    model: VAE
+    guide: torch.nn.Module
+    data: Splits
+
+
+def build_data(recipe: Recipe, data_dir: str | Path | None = None) -> Splits:
+    """Loads the recipe's dataset."""
+    d = recipe.data
+    return load_data(d.name, data_dir, d.binarize, d.subset, d.valid_size, **d.options)
+
+
+def build_parts(recipe: Recipe, data: Splits) -> tuple[VAE, torch.nn.Module]:
+    """Builds the model and guide a recipe names, sized for ``data``."""
+    m, g = recipe.model, recipe.guide
+    model = build_model(
+        m.z_dim, data.x_dim, m.likelihood, m.likelihood_options,
+        m.decoder.net, m.decoder.hidden, m.decoder.activation, data.image_shape,
+    )  # fmt: skip
+    guide = build_guide(
+        g.name, data.x_dim, m.z_dim, g.encoder.net, g.encoder.hidden, g.encoder.activation,
+        data.image_shape, **g.options,
+    )  # fmt: skip
+    return model, guide
+
+
+def prepare_run_dir(out: Path, overwrite: bool = False, resume: bool = False) -> None:
+    """Refuses to reuse an existing run dir unless ``overwrite`` or ``resume`` is set."""
+    if resume:
+        if not (out / CHECKPOINT).is_file():
+            raise RunDirError(f"cannot resume: {out} has no {CHECKPOINT}; train without --resume.")
+        return
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise RunDirError(
+                f"run dir {out} exists already; pass --resume to continue it, --overwrite to "
+                f"replace it, or --out to pick another folder."
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def train_recipe(
+    recipe: Recipe,
+    out: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+) -> tuple[Run, FitResult]:
+    """Trains a recipe into ``out`` (default ``runs/<recipe.name>``); with ``resume``, continues
+    the run in ``out`` from its checkpoint (load its recipe with ``load_recipe(out)``)."""
+    out = Path(out) if out is not None else Path("runs") / recipe.name
+    prepare_run_dir(out, overwrite, resume)
+    data = build_data(recipe, data_dir)
+    model, guide = build_parts(recipe, data)
+    loss = build_objective(recipe.objective.name, recipe.objective.num_particles,
+                           **recipe.objective.options)  # fmt: skip
+    config.save(recipe, out / RECIPE)
+    t = recipe.train
+    result = fit(
+        model, guide, data, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
+        device=t.device, loss=loss, run_dir=out, resume=resume, max_steps=t.max_steps,
+        checkpoint_every=t.checkpoint_every, eval_batch_size=t.eval_batch_size,
+        progress=progress,
+    )  # fmt: skip
+    return Run(out, recipe, model, guide, data), result
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    """The resolved recipe of the run dir ``path``, with optional overrides."""
+    path = Path(path)
+    if not (path / RECIPE).is_file():
+        raise RunDirError(f"{path} is not a run dir: it has no {RECIPE}.")
+    return config.load(path / RECIPE, overrides)
+
+
+def load_run(path: str | Path, data_dir: str | Path | None = None, device: str = "cpu") -> Run:
+    """Loads a trained run: its recipe, data, and model and guide with the checkpoint's weights."""
+    path = Path(path)
+    recipe = load_recipe(path)
+    dev = resolve_device(device)
+    data = build_data(recipe, data_dir).to(dev)
+    model, guide = build_parts(recipe, data)
+    state = load_checkpoint(path / CHECKPOINT, map_location=dev)
+    model.load_state_dict(state["model"])
+    guide.load_state_dict(state["guide"])
+    return Run(path, recipe, model.to(dev).eval(), guide.to(dev).eval(), data)

@@ -1,0 +1,85 @@
+"""Files that must survive crashes: atomic writes and checkpoints that hold only tensors.
+
+Every write goes to a temporary file in the same folder, is fsynced, then renamed over the
+target with ``os.replace``; a crash or a full disk leaves the previous file intact. Checkpoints
+are read with ``torch.load(weights_only=True)``, so a file holding pickled objects is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "ppl_vae.checkpoint"
+VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be trusted or read; the message says which file and why."""
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Atomically writes a text file."""
+    atomic_write(path, text.encode())
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Atomically writes ``obj`` as indented JSON."""
+    write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Atomically saves a dict of tensors and primitive values."""
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **state}, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Loads a checkpoint written by ``save_checkpoint``; anything else raises CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist.")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is damaged or holds more than tensors and plain values, so it "
+            f"was not loaded ({first}). Use a checkpoint written by ppl_vae, or retrain."
+        ) from e
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a ppl_vae checkpoint (no '{FORMAT}' header).")
+    if state.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint version {state.get('version')}; this ppl_vae reads {VERSION}."
+        )
+    return state

@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+
+from ppl_vae import config
+from ppl_vae.config import RecipeError
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+@pytest.mark.parametrize("path", sorted(MODELS.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_recipe_loads(path):
+    r = config.load(path)
+    assert r.name == path.stem
+    assert r.model.z_dim >= 1
+
+
+def test_overrides_are_typed():
+    r = config.load(MODELS / "mnist_bernoulli_mlp.toml",
+                    ["train.epochs=3", "guide.name=iaf", "model.decoder.hidden=[10, 20]",
+                     "train.lr=0.5"])  # fmt: skip
+    assert r.train.epochs == 3 and r.guide.name == "iaf"
+    assert r.model.decoder.hidden == [10, 20] and r.train.lr == 0.5
+
+
+def test_int_promotes_to_float():
+    assert config.from_dict({"train": {"lr": 1}}).train.lr == 1.0
+
+
+def test_unknown_key_names_key_file_and_suggestion(tmp_path):
+    p = tmp_path / "r.toml"
+    p.write_text("[train]\nepoch = 3\n")
+    with pytest.raises(RecipeError, match=r"r\.toml: unknown key 'train\.epoch'.*'train\.epochs'"):
+        config.load(p)
+
+
+def test_wrong_type_names_key_and_file(tmp_path):
+    p = tmp_path / "r.toml"
+    p.write_text('[train]\nepochs = "ten"\n')
+    with pytest.raises(RecipeError, match=r"r\.toml: key 'train\.epochs' must be of type int"):
+        config.load(p)
+
+
+def test_bool_is_not_an_int():
+    with pytest.raises(RecipeError, match="train.epochs"):
+        config.from_dict({"train": {"epochs": True}})
+
+
+def test_round_trip(tmp_path):
+    r = config.load(MODELS / "linear_gaussian.toml", ["train.seed=7"])
+    config.save(r, tmp_path / "r.toml")
+    assert config.load(tmp_path / "r.toml") == r
+
+
+def test_bad_override_syntax():
+    with pytest.raises(RecipeError, match="key=value"):
+        config.from_dict({}, ["train.epochs"])

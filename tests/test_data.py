@@ -1,0 +1,80 @@
+import os
+
+import pytest
+import torch
+
+from ppl_vae.data import MissingDataError, load_data
+from ppl_vae.registry import UnknownNameError
+
+
+def _listing(root):
+    return sorted((p, os.path.getsize(os.path.join(p, f))) for p, _, fs in os.walk(root)
+                  for f in fs)  # fmt: skip
+
+
+def test_mnist_through_torchvision_without_writing_to_root(data_root):
+    before = _listing(data_root)
+    s = load_data("mnist", data_root, valid_size=10000)
+    assert _listing(data_root) == before
+    assert s.train.shape == (50000, 784) and s.valid.shape == (10000, 784)
+    assert s.test.shape == (10000, 784) and s.image_shape == (1, 28, 28)
+    assert s.labels["train"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert torch.bincount(s.labels["test"]).tolist() == [
+        980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # fmt: skip
+    assert 0 <= s.train.min() and s.train.max() == 1
+
+
+def test_fashion_mnist(data_root):
+    s = load_data("fashion_mnist", data_root, valid_size=0)
+    assert s.train.shape == (60000, 784) and len(s.valid) == 0
+    assert torch.bincount(s.labels["test"]).tolist() == [1000] * 10
+
+
+def test_larochelle_binarized_mnist(data_root):
+    s = load_data("binarized_mnist", data_root)
+    assert [len(s.train), len(s.valid), len(s.test)] == [50000, 10000, 10000]
+    assert s.binarize == "static"
+    assert set(s.test.unique().tolist()) == {0.0, 1.0}
+    assert s.test.mean().item() == pytest.approx(0.13251, abs=5e-6)
+
+
+def test_dynamic_binarization_resamples_train_but_fixes_test(data_root):
+    a = load_data("mnist", data_root, binarize="dynamic", subset=500)
+    b = load_data("mnist", data_root, binarize="dynamic", subset=500)
+    assert torch.equal(a.test, b.test) and set(a.test.unique().tolist()) == {0.0, 1.0}
+    g = torch.Generator().manual_seed(0)
+    e1, e2 = a.train_epoch(g), a.train_epoch(g)
+    assert set(e1.unique().tolist()) == {0.0, 1.0} and not torch.equal(e1, e2)
+    # A Bernoulli(gray) sample has the gray image as its mean.
+    assert (e1.mean() - a.train.mean()).abs() < 4 * (a.train.numel() ** -0.5)
+
+
+def test_static_binarization_is_fixed(data_root):
+    s = load_data("mnist", data_root, binarize="static", subset=200)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(s.train_epoch(g), s.train_epoch(g))
+    assert set(s.train.unique().tolist()) == {0.0, 1.0}
+
+
+def test_missing_root_names_the_files(tmp_path):
+    with pytest.raises(MissingDataError, match=r"train-images-idx3-ubyte\.gz.*MNIST/raw"):
+        load_data("mnist", tmp_path)
+    with pytest.raises(MissingDataError, match="binarized_mnist.npz"):
+        load_data("binarized_mnist", tmp_path)
+
+
+def test_env_var_sets_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("PPL_VAE_DATA", str(tmp_path))
+    with pytest.raises(MissingDataError, match=str(tmp_path)):
+        load_data("fashion_mnist")
+
+
+def test_unknown_dataset_suggests_closest():
+    with pytest.raises(UnknownNameError, match="Did you mean 'mnist'"):
+        load_data("mnsit")
+
+
+def test_linear_gaussian_dataset_has_truth():
+    s = load_data("linear_gaussian", n_train=100, valid_size=10, n_test=20, x_dim=5)
+    assert s.train.shape == (100, 5) and s.test.shape == (20, 5)
+    assert s.truth.W.shape == (5, 2)
