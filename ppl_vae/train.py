@@ -86,7 +86,8 @@ def fit(
         model, guide: a Pyro model that observes ``"x"`` under ``pyro.plate("data", N)`` and a
             guide (PyroModule) that samples its latents under the same plate.
         data: a ``Splits`` (train, valid, test) or a plain tensor ``[N, x_dim]`` to train on.
-        loss: an SVI loss; ``Trace_ELBO()`` by default.
+        loss: an SVI loss; ``Trace_ELBO()`` by default. If it has ``begin_epoch(epoch)``, that is
+            called before each epoch (0-based) and the dict it returns is logged in the metrics.
         run_dir: where ``metrics.csv`` and ``checkpoint.pt`` go; nothing is written if None.
         resume: continue from ``run_dir/checkpoint.pt``.
         max_steps: stop after this many SVI steps in all (0: no limit).
@@ -132,7 +133,10 @@ def fit(
             for epoch in range(start_epoch, epochs):
                 if max_steps and result.steps >= max_steps:
                     break
+                begin = getattr(svi.loss, "begin_epoch", None)
+                logged = begin(epoch) if begin is not None else {}  # e.g. a KL weight schedule
                 row = _epoch(svi, data, epoch, batch_size, generator, result, max_steps, progress)
+                row.update(logged or {})
                 if len(data.valid):
                     row["valid_elbo"] = estimate_elbo(model, guide, data.valid, eval_batch_size)
                 result.history.append(row)
