@@ -1,0 +1,63 @@
+"""Normalizing-flow guides: q(z|x) is N(0, I) pushed through invertible maps built from x.
+
+z = T_K(... T_1(eps)) with eps ~ N(0, I); the maps take their parameters from the encoder,
+either directly (planar, Sylvester: amortized flow parameters) or through a context vector h(x)
+that conditions neural networks (IAF, NSF). Then
+
+    log q(z|x) = log N(eps; 0, I) - sum_k log |det dT_k / dz_{k-1}|.
+
+Pyro's transforms cache the last (input, output) pair, so scoring a sample just drawn reuses its
+forward pass: flows without an analytic inverse (planar, Sylvester) score their own samples,
+which is all that the ELBO, IWAE and ``ppl_vae.bounds.log_weights`` need.
+
+References: Rezende & Mohamed (2015), Variational Inference with Normalizing Flows.
+"""
+
+from __future__ import annotations
+
+import pyro.distributions as dist
+import torch
+from pyro.distributions.transforms import AffineTransform
+from torch.distributions.transforms import Transform
+from torch.nn.functional import softplus
+
+from .base import AmortizedGuide
+
+
+class FlowGuide(AmortizedGuide):
+    """Base class of the flow guides: the encoder gives mu(x), sigma(x) and ``num_params``
+    more numbers per data point, from which ``transforms`` builds the flow.
+
+    Args:
+        num_params: encoder outputs per data point beyond mu and sigma.
+        min_scale: lower bound of sigma.
+    """
+
+    def __init__(self, x_dim: int, z_dim: int, num_params: int, min_scale: float = 1e-4, **encoder):
+        super().__init__(x_dim, z_dim, 2 * z_dim + num_params, **encoder)
+        self.num_params = num_params
+        self.min_scale = min_scale
+
+    def transforms(
+        self, loc: torch.Tensor, scale: torch.Tensor, params: torch.Tensor
+    ) -> list[Transform]:
+        """The maps T_1, ..., T_K from eps ~ N(0, I) to z, given encoder outputs ``[N, .]``."""
+        raise NotImplementedError
+
+    def distribution(self, x: torch.Tensor) -> dist.TorchDistribution:
+        loc, raw, params = self.encoder(x).split([self.z_dim, self.z_dim, self.num_params], -1)
+        scale = softplus(raw) + self.min_scale
+        base = dist.Normal(torch.zeros_like(loc), torch.ones_like(loc)).to_event(1)
+        return dist.TransformedDistribution(base, self.transforms(loc, scale, params))
+
+
+def affine(loc: torch.Tensor, scale: torch.Tensor) -> Transform:
+    """z = loc + scale * eps, elementwise over the last dimension (a diagonal Gaussian layer)."""
+    return AffineTransform(loc, scale, event_dim=1)
+
+
+def check_positive(**options: int) -> None:
+    """Raises ValueError naming the first guide option that is not a positive integer."""
+    for name, value in options.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"guide option {name} must be a positive integer, got {value!r}.")
