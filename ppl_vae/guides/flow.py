@@ -10,6 +10,12 @@ Pyro's transforms cache the last (input, output) pair, so scoring a sample just 
 forward pass: flows without an analytic inverse (planar, Sylvester) score their own samples,
 which is all that the ELBO, IWAE and ``ppl_vae.bounds.log_weights`` need.
 
+The rows of the encoder's output layer that give the flow parameters start with zero weights
+(their biases keep PyTorch's random start), so that at first every x gets the same flow and
+training adds the dependence on x. Amortized flows started with random x-dependence train far
+more slowly: on the linear-Gaussian posterior of ``tests/test_guides.py``, a Sylvester guide
+ended 0.23 nats from log p(x) after a budget that takes it to 0.02 nats with this start.
+
 References: Rezende & Mohamed (2015), Variational Inference with Normalizing Flows.
 """
 
@@ -18,6 +24,7 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 from pyro.distributions.transforms import AffineTransform
+from torch import nn
 from torch.distributions.transforms import Transform
 from torch.nn.functional import softplus
 
@@ -37,6 +44,10 @@ class FlowGuide(AmortizedGuide):
         super().__init__(x_dim, z_dim, 2 * z_dim + num_params, **encoder)
         self.num_params = num_params
         self.min_scale = min_scale
+        head = _output_layer(self.encoder, 2 * z_dim + num_params)
+        if head is not None:
+            with torch.no_grad():
+                head.weight[2 * z_dim :].zero_()
 
     def transforms(
         self, loc: torch.Tensor, scale: torch.Tensor, params: torch.Tensor
@@ -51,9 +62,17 @@ class FlowGuide(AmortizedGuide):
         return dist.TransformedDistribution(base, self.transforms(loc, scale, params))
 
 
+def _output_layer(encoder: nn.Module, num_outputs: int) -> nn.Linear | None:
+    """The encoder's last linear layer if it produces the outputs, else None."""
+    layers = [m for m in encoder.modules() if isinstance(m, nn.Linear)]
+    if layers and layers[-1].out_features == num_outputs:
+        return layers[-1]
+    return None
+
+
 def affine(loc: torch.Tensor, scale: torch.Tensor) -> Transform:
     """z = loc + scale * eps, elementwise over the last dimension (a diagonal Gaussian layer)."""
-    return AffineTransform(loc, scale, event_dim=1)
+    return AffineTransform(loc, scale, event_dim=1, cache_size=1)
 
 
 def check_positive(**options: int) -> None:

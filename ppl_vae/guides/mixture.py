@@ -5,6 +5,11 @@ differentiates the sample through the mixture's implicit reparameterization (the
 z with respect to every mu_k, sigma_k and pi_k at fixed uniform noise), so the guide trains with
 the same pathwise gradients as a Gaussian one, mixture weights included.
 
+Pyro's ``rsample(sample_shape)`` gathers each sample's component with the sample dimensions in
+front of the batch dimensions, which draws particle i from data point i's mixture (or fails
+when there are more particles than data points); ``_Mixture`` draws extra sample dimensions by
+expanding the batch instead, as a ``pyro.plate`` over particles does.
+
 References: Jankowiak & Obermeyer (2018), Pathwise Derivatives Beyond the Reparameterization
 Trick; Graves (2016), Stochastic Backpropagation through Mixture Density Distributions.
 """
@@ -16,6 +21,16 @@ import torch
 from torch.nn.functional import softplus
 
 from .base import AmortizedGuide
+
+
+class _Mixture(dist.MixtureOfDiagNormals):
+    """``MixtureOfDiagNormals`` whose ``rsample(sample_shape)`` is right with batch dimensions."""
+
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
+        sample_shape = torch.Size(sample_shape)
+        if sample_shape and self.batch_shape:
+            return self.expand(sample_shape + self.batch_shape).rsample()
+        return super().rsample(sample_shape)
 
 
 class DiagonalMixture(AmortizedGuide):
@@ -43,4 +58,4 @@ class DiagonalMixture(AmortizedGuide):
         locs, raw, logits = self.encoder(x).split([k * d, k * d, k], dim=-1)
         locs = locs.reshape(*locs.shape[:-1], k, d)
         scales = (softplus(raw) + self.min_scale).reshape(locs.shape)
-        return dist.MixtureOfDiagNormals(locs, scales, logits)
+        return _Mixture(locs, scales, logits)
