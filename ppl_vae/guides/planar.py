@@ -1,18 +1,23 @@
-"""Amortized planar flows on a diagonal Gaussian: every flow parameter comes from the encoder.
+"""Amortized planar flows: every flow parameter comes from the encoder.
 
-z_0 = mu(x) + sigma(x) * eps, then for k = 1..K
+With eps ~ N(0, I) and u_0 = eps, for k = 1..K
 
-    z_k = z_{k-1} + u_k tanh(w_k^T z_{k-1} + b_k),   log |det| = log |1 + u_k^T psi_k|,
+    u_k = u_{k-1} + a_k tanh(w_k^T u_{k-1} + b_k),   log |det| = log |1 + a_k^T psi_k|,
 
-with psi_k = (1 - tanh^2(.)) w_k and (u_k, w_k, b_k) output by the encoder for each data point.
-u_k is adjusted so that w_k^T u_k > -1, which keeps each map invertible. The inverse has no
-closed form: a sample is scored from the cache of its own forward pass.
+psi_k = (1 - tanh^2(.)) w_k, and then z = mu(x) + sigma(x) * u_K. The encoder outputs
+(a_k, w_k, b_k) for each data point; a_k is adjusted so that w_k^T a_k > -1, which keeps each
+map invertible. The inverse has no closed form: a sample is scored from the cache of its own
+forward pass.
+
+The maps act on the standardized noise, before the encoder's diagonal affine map. This is the
+same family as planar maps applied after it (Rezende & Mohamed's order), with a' = sigma * a,
+w' = w / sigma and b' = b - w'^T mu, but a posterior whose shape does not change with x now
+needs flow parameters that do not change with x either, which trains much faster.
 
 Built on Pyro's ``ConditionedPlanar``, which takes the parameters as tensors and broadcasts them
 over leading particle dimensions.
 
-References: Rezende & Mohamed (2015), Variational Inference with Normalizing Flows.
-"""
+References: Rezende & Mohamed (2015), Variational Inference with Normalizing Flows."""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from .flow import FlowGuide, affine, check_positive
 
 
 class Planar(FlowGuide):
-    """Planar-flow guide with ``num_flows`` maps whose (u, w, b) the encoder outputs."""
+    """Planar-flow guide with ``num_flows`` maps whose (a, w, b) the encoder outputs."""
 
     def __init__(
         self, x_dim: int, z_dim: int, num_flows: int = 8, min_scale: float = 1e-4, **encoder
@@ -37,8 +42,8 @@ class Planar(FlowGuide):
         self, loc: torch.Tensor, scale: torch.Tensor, params: torch.Tensor
     ) -> list[Transform]:
         d = self.z_dim
-        maps = [affine(loc, scale)]
+        maps = []
         for p in params.chunk(self.num_flows, dim=-1):
-            u, w, b = p.split([d, d, 1], dim=-1)
-            maps.append(ConditionedPlanar((b, u, w)))
-        return maps
+            a, w, b = p.split([d, d, 1], dim=-1)
+            maps.append(ConditionedPlanar((b, a, w)))
+        return [*maps, affine(loc, scale)]

@@ -16,6 +16,11 @@ upper triangle is R's, the transpose of its strict lower triangle is S's), the t
 b and the H reflection vectors. The inverse has no closed form; samples are scored from the
 cache of their forward pass.
 
+The maps act on the standardized noise eps ~ N(0, I), and z = mu(x) + sigma(x) * (maps)(eps)
+comes last: a posterior whose shape does not change with x then needs no x-dependent flow
+parameters (applied after the affine map, b would have to follow -S Q^T mu(x)), which trains
+much faster.
+
 Pyro has a Sylvester transform with global parameters only, so this module writes the
 amortized one.
 
@@ -79,8 +84,8 @@ class ConditionedSylvester(Transform):
 
 
 class Sylvester(FlowGuide):
-    """Sylvester-flow guide: ``num_flows`` maps on a diagonal Gaussian, each with
-    ``num_householder`` reflections, every parameter from the encoder."""
+    """Sylvester-flow guide: ``num_flows`` maps, each with ``num_householder`` reflections,
+    then the diagonal affine map; every parameter comes from the encoder."""
 
     def __init__(
         self,
@@ -102,7 +107,7 @@ class Sylvester(FlowGuide):
         self, loc: torch.Tensor, scale: torch.Tensor, params: torch.Tensor
     ) -> list[Transform]:
         d, h = self.z_dim, self.num_householder
-        maps = [affine(loc, scale)]
+        maps = []
         for p in params.chunk(self.num_flows, dim=-1):
             full, r_diag, s_diag, b, v = p.split([d * d, d, d, d, h * d], dim=-1)
             full = full.reshape(*full.shape[:-1], d, d)
@@ -110,4 +115,4 @@ class Sylvester(FlowGuide):
             s = full.transpose(-1, -2) * self._upper + torch.diag_embed(torch.tanh(s_diag))
             v = v.reshape(*v.shape[:-1], h, d)
             maps.append(ConditionedSylvester(r, s, b, v / v.norm(dim=-1, keepdim=True)))
-        return maps
+        return [*maps, affine(loc, scale)]
