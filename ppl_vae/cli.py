@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from . import config
+from . import config, distributed
 from .bounds import DEFAULT_KS, evaluate, format_table, write_results
 from .checks import DataError
 from .config import RecipeError
@@ -19,7 +19,7 @@ from .data.root import MissingDataError
 from .registry import UnknownNameError
 from .run import RunDirError, load_recipe, load_run, train_recipe
 from .storage import CheckpointError
-from .train import TrainingDiverged
+from .train import TrainingDiverged, resolve_device
 
 USER_ERRORS = (
     RecipeError, DataError, MissingDataError, UnknownNameError, RunDirError, CheckpointError,
@@ -86,15 +86,19 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(a: argparse.Namespace) -> int:
-    run = load_run(a.run, a.data_dir, a.device)
+    world = distributed.init(resolve_device(a.device))
+    run = load_run(a.run, a.data_dir, a.device, world)
     x = run.data.split(a.split)
     if a.subset:
         x = x[: a.subset]
     t0 = time.perf_counter()
     result = evaluate(run.model, run.guide, x, a.k, a.chunk_size, a.batch_size, a.seed,
-                      khat=not a.no_khat, progress=not a.no_progress)  # fmt: skip
+                      khat=not a.no_khat, progress=not a.no_progress, world=world)  # fmt: skip
+    if not world.is_main:
+        return 0
     meta = {"run": str(run.path), "split": a.split, "seed": a.seed, "chunk_size": a.chunk_size,
-            "batch_size": a.batch_size, "seconds": time.perf_counter() - t0}  # fmt: skip
+            "batch_size": a.batch_size, "processes": world.size,
+            "seconds": time.perf_counter() - t0}  # fmt: skip
     out = write_results(run.path, result, meta, run.data.labels.get(a.split))
     print(json.dumps(out, indent=2) if a.json else format_table(out["estimates"]))
     return 0

@@ -15,6 +15,7 @@ import torch
 from . import config
 from .config import Recipe
 from .data import Splits, load_data
+from .distributed import SINGLE, World, device_for
 from .guides import build_guide
 from .model import VAE, build_model
 from .objectives import build_objective
@@ -110,11 +111,16 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     return config.load(path / RECIPE, overrides)
 
 
-def load_run(path: str | Path, data_dir: str | Path | None = None, device: str = "cpu") -> Run:
+def load_run(
+    path: str | Path,
+    data_dir: str | Path | None = None,
+    device: str = "cpu",
+    world: World = SINGLE,
+) -> Run:
     """Loads a trained run: its recipe, data, and model and guide with the checkpoint's weights."""
     path = Path(path)
     recipe = load_recipe(path)
-    dev = resolve_device(device)
+    dev = device_for(world, resolve_device(device))
     data = build_data(recipe, data_dir).to(dev)
     model, guide = build_parts(recipe, data)
     state = load_checkpoint(path / CHECKPOINT, map_location=dev)
