@@ -10,6 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyro
 import torch
 
 from . import config
@@ -88,6 +89,7 @@ def train_recipe(
     out = Path(out) if out is not None else Path("runs") / recipe.name
     prepare_run_dir(out, overwrite, resume)
     data = build_data(recipe, data_dir)
+    pyro.set_rng_seed(recipe.train.seed)  # the initial weights too come from the recipe's seed
     model, guide = build_parts(recipe, data)
     loss = build_objective(recipe.objective.name, recipe.objective.num_particles,
                            **recipe.objective.options)  # fmt: skip
@@ -96,7 +98,8 @@ def train_recipe(
     result = fit(
         model, guide, data, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
         device=t.device, loss=loss, run_dir=out, resume=resume, max_steps=t.max_steps,
-        checkpoint_every=t.checkpoint_every, eval_batch_size=t.eval_batch_size,
+        checkpoint_every=t.checkpoint_every, checkpoint_steps=t.checkpoint_steps,
+        eval_batch_size=t.eval_batch_size,
         progress=progress,
     )  # fmt: skip
     return Run(out, recipe, model, guide, data), result
