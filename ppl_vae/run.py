@@ -15,10 +15,14 @@ import torch
 
 from . import config
 from .config import Recipe
-from .data import Splits, load_data
-from .guides import build_guide
+from .data import BINARIZATIONS, DATASETS, Splits, load_data
+from .guides import GUIDES, build_guide
+from .likelihoods import LIKELIHOODS
 from .model import VAE, build_model
-from .objectives import build_objective
+from .nets import ACTIVATIONS
+from .objectives import OBJECTIVES, build_objective
+from .options import check_options
+from .registry import lookup
 from .storage import load_checkpoint
 from .train import CHECKPOINT, FitResult, fit, resolve_device
 
@@ -60,6 +64,29 @@ def build_parts(recipe: Recipe, data: Splits) -> tuple[VAE, torch.nn.Module]:
     return model, guide
 
 
+def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
+    """Checks every name a recipe uses and its option tables before any data are loaded: a
+    wrong one raises UnknownNameError (with the closest name) or RecipeError (key and file)."""
+    d, m, g, o = recipe.data, recipe.model, recipe.guide, recipe.objective
+    lookup({b: b for b in BINARIZATIONS}, d.binarize, "binarization")
+    for net in (m.decoder, g.encoder):
+        lookup(ACTIVATIONS, net.activation, "activation")
+    data_shape = {"x_dim": "the data", "image_shape": "the data", "num_outputs": "the guide"}
+    encoder = {k: f"guide.encoder.{k}" for k in ("net", "hidden", "activation")}
+    tables = [
+        (DATASETS, d.name, "dataset", "data.options", d.options,
+         {"root": "--data-dir or $PPL_VAE_DATA", "valid_size": "data.valid_size"}),
+        (LIKELIHOODS, m.likelihood, "likelihood", "model.likelihood_options",
+         m.likelihood_options, data_shape),
+        (GUIDES, g.name, "guide", "guide.options", g.options,
+         {**data_shape, **encoder, "z_dim": "model.z_dim"}),
+        (OBJECTIVES, o.name, "objective", "objective.options", o.options,
+         {"num_particles": "objective.num_particles"}),
+    ]  # fmt: skip
+    for registry, name, what, key, options, reserved in tables:
+        check_options(lookup(registry, name, what), options, key, source, reserved)
+
+
 def prepare_run_dir(out: Path, overwrite: bool = False, resume: bool = False) -> None:
     """Refuses to reuse an existing run dir unless ``overwrite`` or ``resume`` is set."""
     if resume:
@@ -83,10 +110,13 @@ def train_recipe(
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = True,
+    source: str = "the recipe",
 ) -> tuple[Run, FitResult]:
     """Trains a recipe into ``out`` (default ``runs/<recipe.name>``); with ``resume``, continues
-    the run in ``out`` from its checkpoint (load its recipe with ``load_recipe(out)``)."""
+    the run in ``out`` from its checkpoint (load its recipe with ``load_recipe(out)``).
+    ``source`` names the recipe's file in error messages."""
     out = Path(out) if out is not None else Path("runs") / recipe.name
+    check_recipe(recipe, source)
     prepare_run_dir(out, overwrite, resume)
     data = build_data(recipe, data_dir)
     pyro.set_rng_seed(recipe.train.seed)  # the initial weights too come from the recipe's seed

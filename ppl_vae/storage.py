@@ -43,9 +43,7 @@ def atomic_write(path: str | Path, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             _write(f, data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        commit(tmp, path)
     except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -55,11 +53,25 @@ def atomic_write(path: str | Path, data: bytes) -> None:
                 f"intact. Free disk space (or fix the folder's permissions) and run again."
             ) from e  # fmt: skip
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+
+
+def commit(tmp: str | Path, path: str | Path) -> None:
+    """Makes the finished file ``tmp`` durable (fsync), renames it over ``path`` in one step
+    (``os.replace``; same folder), then asks for the rename to be made durable too."""
+    fd = os.open(tmp, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)  # make the rename itself durable
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)
+    os.replace(tmp, path)
+    try:  # best effort: some file systems refuse fsync on a folder, and the new file is whole
+        dir_fd = os.open(Path(path).parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
 
 
 def _write(f: io.BufferedWriter, data: bytes) -> None:

@@ -98,6 +98,31 @@ def test_n_steps_resume_n_more_equals_2n_steps(tmp_path, n):
     assert (tmp_path / "a" / METRICS).read_text().count("\n") == len(one_go.history) + 1
 
 
+def test_checkpoints_hold_only_tensors_and_plain_values(tmp_path):
+    _train(tmp_path, max_steps=4)
+    raw = torch.load(tmp_path / CHECKPOINT, weights_only=True)  # what an untrusting reader does
+
+    def leaves(x):
+        if isinstance(x, dict):
+            assert all(isinstance(k, str | int) for k in x)
+            return [v for value in x.values() for v in leaves(value)]
+        if isinstance(x, list | tuple):
+            return [v for value in x for v in leaves(value)]
+        return [x]
+
+    kinds = {type(v) for v in leaves(raw)}
+    assert kinds <= {torch.Tensor, int, float, str, bool, type(None)}, kinds
+    assert raw["step"] == 4 and raw["position"]["batch"] == 1
+
+
+def test_resume_removes_what_a_write_killed_half_way_left(tmp_path):
+    _train(tmp_path, max_steps=2)
+    stale = tmp_path / f".{CHECKPOINT}.k1ll3d.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    _train(tmp_path, max_steps=3, resume=True)
+    assert not stale.exists() and load_checkpoint(tmp_path / CHECKPOINT)["step"] == 3
+
+
 def test_resume_runs_the_epoch_hook_again_and_finishes_the_run(tmp_path):
     one_go, model_a, _ = _train(tmp_path / "a", epochs=3)
     _train(tmp_path / "b", epochs=3, max_steps=5)  # stops in epoch 2
@@ -287,6 +312,7 @@ def _torch_bytes(obj):
     return buf.getvalue()
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("kind", sorted(BAD_FILES))
 def test_untrusted_checkpoints_are_refused(tmp_path, kind):
     path = tmp_path / CHECKPOINT
@@ -329,53 +355,76 @@ def test_the_package_never_unpickles_user_files():
     assert not [p.name for p, s in src.items() if re.search(forbidden, s)]
 
 
-# --- SIGKILL ----------------------------------------------------------------------------------
+# --- Killed and interrupted processes --------------------------------------------------------
 
-# The child trains through the CLI; at step KILL_AT it reports and waits to be killed.
+# The child trains through the CLI. At step WAIT_AT it reports and waits to be killed; at step
+# SIGINT_AT it sends itself a Ctrl-C.
 CHILD = textwrap.dedent("""
-    import os, sys, time
+    import os, signal, sys, time
     from pyro.infer import SVI
     from ppl_vae.cli import main
 
-    kill_at, step, count = int(os.environ.get("KILL_AT", "0")), SVI.step, [0]
+    wait_at, sigint_at = int(os.environ["WAIT_AT"]), int(os.environ["SIGINT_AT"])
+    step, count = SVI.step, [0]
 
-    def step_then_wait(self, *args, **kwargs):
-        out = step(self, *args, **kwargs)
+    def step_and_signal(self, *args, **kwargs):
         count[0] += 1
-        if count[0] == kill_at:
+        if count[0] == sigint_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        out = step(self, *args, **kwargs)
+        if count[0] == wait_at:
             print("step", count[0], flush=True)
             time.sleep(120)
         return out
 
-    SVI.step = step_then_wait
+    SVI.step = step_and_signal
     sys.exit(main(sys.argv[1:]))
 """)
-RECIPE = ["--set", "data.subset=200", "--set", "train.batch_size=50", "--set", "train.epochs=3",
-          "--set", "train.checkpoint_steps=5", "--no-progress"]  # fmt: skip
+# 4 steps an epoch, 12 in all; checkpoints at steps 4, 5, 8, 10 and 12.
+RECIPE = str(REPO / "models" / "linear_gaussian.toml")
+SMALL = ["--set", "data.subset=200", "--set", "train.batch_size=50", "--set", "train.epochs=3",
+         "--set", "train.checkpoint_steps=5", "--no-progress"]  # fmt: skip
 
 
-def _cli(args, kill_at=0):
-    env = {**os.environ, "KILL_AT": str(kill_at), "OMP_NUM_THREADS": "1"}
+def _cli(args, wait_at=0, sigint_at=0):
+    env = {**os.environ, "WAIT_AT": str(wait_at), "SIGINT_AT": str(sigint_at),
+           "OMP_NUM_THREADS": "1"}  # fmt: skip
     cmd = [sys.executable, "-c", CHILD, *args]
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
-def test_sigkill_then_resume_gives_the_uninterrupted_run(tmp_path):
-    recipe = str(REPO / "models" / "linear_gaussian.toml")
-    killed, ref = tmp_path / "killed", tmp_path / "ref"
-    reference = _cli(["train", recipe, "--out", str(ref), *RECIPE])
-    child = _cli(["train", recipe, "--out", str(killed), *RECIPE], kill_at=7)
+def _finish(proc, code=0):
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == code, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The checkpoint of the same run done in one go, by a separate process."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    _finish(_cli(["train", RECIPE, "--out", str(out), *SMALL]))
+    state = load_checkpoint(out / CHECKPOINT)
+    assert state["step"] == 12
+    return state
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_run(tmp_path, uninterrupted):
+    child = _cli(["train", RECIPE, "--out", str(tmp_path), *SMALL], wait_at=7)
     assert child.stdout.readline().strip() == "step 7", child.stderr.read()
-    child.send_signal(signal.SIGKILL)  # 4 steps an epoch: mid epoch 2, two steps past a save
-    child.communicate(timeout=60)
-    assert child.returncode == -signal.SIGKILL
-    assert load_checkpoint(killed / CHECKPOINT)["step"] == 5
-    resumed = _cli(["train", "--resume", str(killed), "--no-progress"])
-    for proc in (resumed, reference):
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-    a, b = load_checkpoint(ref / CHECKPOINT), load_checkpoint(killed / CHECKPOINT)
-    assert a["step"] == 12
-    _assert_same(a, b)
-    assert [p.name for p in killed.iterdir() if p.name.endswith(".tmp")] == []
+    child.send_signal(signal.SIGKILL)  # mid epoch 2, two steps past the checkpoint at step 5
+    _finish(child, -signal.SIGKILL)
+    assert load_checkpoint(tmp_path / CHECKPOINT)["step"] == 5
+    _finish(_cli(["train", "--resume", str(tmp_path), "--no-progress"]))
+    _assert_same(uninterrupted, load_checkpoint(tmp_path / CHECKPOINT))
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_ctrl_c_in_the_cli_exits_130_and_resumes_exactly(tmp_path, uninterrupted):
+    err = _finish(_cli(["train", RECIPE, "--out", str(tmp_path), *SMALL], sigint_at=7), 130)
+    assert re.search(r"ppl-vae train: interrupted after step 7; saved .*checkpoint\.pt\. "
+                     r"Continue with: ppl-vae train --resume", err), err  # fmt: skip
+    assert load_checkpoint(tmp_path / CHECKPOINT)["step"] == 7
+    _finish(_cli(["train", "--resume", str(tmp_path), "--no-progress"]))
+    _assert_same(uninterrupted, load_checkpoint(tmp_path / CHECKPOINT))
