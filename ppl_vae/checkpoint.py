@@ -15,10 +15,12 @@ Everything is a tensor or a plain value, so the file loads with ``torch.load(wei
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,28 +97,42 @@ def save_training(
     })  # fmt: skip
 
 
+def load_weights(path: str | Path, model: nn.Module, guide: nn.Module) -> dict[str, Any]:
+    """Loads a checkpoint's weights into ``model`` and ``guide``; returns the whole checkpoint.
+    Raises CheckpointError when it is damaged or was written for other networks."""
+    state = load_checkpoint(path)  # on the CPU; load_state_dict copies onto the device
+    with _mismatch(path):
+        model.load_state_dict(state["model"])
+        guide.load_state_dict(state["guide"])
+    return state
+
+
 def load_training(
     path: str | Path, model: nn.Module, guide: nn.Module, optim: Any, device: torch.device
 ) -> tuple[Position, list[dict[str, float]]]:
     """Loads a checkpoint into ``model``, ``guide``, ``optim`` and the global RNGs; returns the
     position to continue from and the metrics history of the completed epochs."""
-    state = load_checkpoint(path)  # on the CPU: RNG states must be; weights are copied over
-    try:
+    state = load_weights(path, model, guide)
+    with _mismatch(path):
         position = Position(**state["position"])
         history = [dict(row) for row in state["history"]]
-        optim_state, rng = dict(state["optim"]), state["rng"]
-        model.load_state_dict(state["model"])
-        guide.load_state_dict(state["guide"])
-        set_rng_state(rng, device)
+        optim_state = dict(state["optim"])
+        set_rng_state(state["rng"], device)
+    optim.set_state(optim_state)
+    return position, history
+
+
+@contextlib.contextmanager
+def _mismatch(path: str | Path) -> Iterator[None]:
+    try:
+        yield
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         detail = " ".join(str(e).split()) or type(e).__name__
         raise CheckpointError(
-            f"cannot resume from {path}: it does not match this run ({detail[:300]}). It was "
-            f"written by another ppl_vae version or for another recipe; resume with the recipe "
-            f"saved in the run dir, or start a new run with --overwrite."
+            f"{path} does not match this run ({detail[:300]}). It was written by another "
+            f"ppl_vae version or for another recipe: use the recipe saved in the run dir, or "
+            f"start a new run with --overwrite."
         ) from e
-    optim.set_state(optim_state)
-    return position, history
 
 
 class DeferredInterrupt:
@@ -131,7 +147,8 @@ class DeferredInterrupt:
         self._previous: Any = None
 
     def __enter__(self) -> DeferredInterrupt:
-        if threading.current_thread() is threading.main_thread():
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # e.g. under nohup
             self._previous = signal.signal(signal.SIGINT, self._handle)
             self._installed = True
         return self

@@ -14,6 +14,7 @@ import pyro
 import torch
 
 from . import config
+from .checkpoint import load_weights
 from .config import Recipe
 from .data import BINARIZATIONS, DATASETS, Splits, load_data
 from .guides import GUIDES, build_guide
@@ -23,7 +24,6 @@ from .nets import ACTIVATIONS
 from .objectives import OBJECTIVES, build_objective
 from .options import check_options
 from .registry import lookup
-from .storage import load_checkpoint
 from .train import CHECKPOINT, FitResult, fit, resolve_device
 
 RECIPE = "recipe.toml"
@@ -123,6 +123,8 @@ def train_recipe(
     model, guide = build_parts(recipe, data)
     loss = build_objective(recipe.objective.name, recipe.objective.num_particles,
                            **recipe.objective.options)  # fmt: skip
+    if resume:  # refuse a mismatched recipe before it replaces the run's own
+        load_weights(out / CHECKPOINT, model, guide)
     config.save(recipe, out / RECIPE)
     t = recipe.train
     result = fit(
@@ -150,7 +152,5 @@ def load_run(path: str | Path, data_dir: str | Path | None = None, device: str =
     dev = resolve_device(device)
     data = build_data(recipe, data_dir).to(dev)
     model, guide = build_parts(recipe, data)
-    state = load_checkpoint(path / CHECKPOINT, map_location=dev)
-    model.load_state_dict(state["model"])
-    guide.load_state_dict(state["guide"])
+    load_weights(path / CHECKPOINT, model, guide)
     return Run(path, recipe, model.to(dev).eval(), guide.to(dev).eval(), data)

@@ -342,8 +342,21 @@ def test_resume_with_another_model_is_refused(tmp_path):
     _train(tmp_path, max_steps=2)
     model = build_model(Z_DIM + 1, X_DIM, "bernoulli", hidden=[5])
     guide = build_guide("diagonal", X_DIM, Z_DIM + 1, hidden=[5])
-    with pytest.raises(CheckpointError, match=r"does not match this run.*size mismatch"):
+    with pytest.raises(
+        CheckpointError, match=r"checkpoint\.pt does not match this run.*size mismatch"
+    ):
         fit(model, guide, _data(), run_dir=tmp_path, resume=True, progress=False)
+
+
+def test_resume_with_a_changed_model_keeps_the_runs_recipe(tmp_path, capsys):
+    from ppl_vae.cli import main
+
+    small = ["--set", "data.subset=100", "--set", "train.max_steps=2", "--no-progress"]
+    assert main(["train", RECIPE, "--out", str(tmp_path), *small]) == 0
+    before = (tmp_path / "recipe.toml").read_text()
+    assert main(["train", "--resume", str(tmp_path), "--set", "model.z_dim=3"]) == 2
+    assert "does not match this run" in capsys.readouterr().err
+    assert (tmp_path / "recipe.toml").read_text() == before
 
 
 def test_the_package_never_unpickles_user_files():
