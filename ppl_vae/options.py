@@ -58,10 +58,14 @@ def check_options(
     key: str,
     source: str,
     reserved: Mapping[str, str] | None = None,
+    names_only_of_fn: bool = True,
 ) -> None:
     """Raises RecipeError unless every entry of ``options`` is a keyword argument of ``fn`` whose
-    annotation its value fits. ``reserved`` maps arguments the recipe sets elsewhere to where."""
+    annotation its value fits. ``reserved`` maps arguments the recipe sets elsewhere to where.
+    With ``names_only_of_fn=False``, names ``fn`` does not declare are left to the code that
+    calls it (it may take options of its own); only the types of declared ones are checked."""
     names, complete = accepted(fn)
+    complete = complete and names_only_of_fn
     reserved = dict(reserved or {})
     valid = sorted(set(names) - set(reserved))
     for name, value in options.items():

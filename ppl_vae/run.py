@@ -73,18 +73,20 @@ def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
         lookup(ACTIVATIONS, net.activation, "activation")
     data_shape = {"x_dim": "the data", "image_shape": "the data", "num_outputs": "the guide"}
     encoder = {k: f"guide.encoder.{k}" for k in ("net", "hidden", "activation")}
+    # build_guide and build_objective check option names themselves (and may add options of
+    # their own); here only the types of the options a guide or objective declares.
     tables = [
         (DATASETS, d.name, "dataset", "data.options", d.options,
-         {"root": "--data-dir or $PPL_VAE_DATA", "valid_size": "data.valid_size"}),
+         {"root": "--data-dir or $PPL_VAE_DATA", "valid_size": "data.valid_size"}, True),
         (LIKELIHOODS, m.likelihood, "likelihood", "model.likelihood_options",
-         m.likelihood_options, data_shape),
+         m.likelihood_options, data_shape, True),
         (GUIDES, g.name, "guide", "guide.options", g.options,
-         {**data_shape, **encoder, "z_dim": "model.z_dim"}),
+         {**data_shape, **encoder, "z_dim": "model.z_dim"}, False),
         (OBJECTIVES, o.name, "objective", "objective.options", o.options,
-         {"num_particles": "objective.num_particles"}),
+         {"num_particles": "objective.num_particles"}, False),
     ]  # fmt: skip
-    for registry, name, what, key, options, reserved in tables:
-        check_options(lookup(registry, name, what), options, key, source, reserved)
+    for registry, name, what, key, options, reserved, strict in tables:
+        check_options(lookup(registry, name, what), options, key, source, reserved, strict)
 
 
 def prepare_run_dir(out: Path, overwrite: bool = False, resume: bool = False) -> None:

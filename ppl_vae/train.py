@@ -11,7 +11,7 @@ from typing import Any
 
 import pyro
 import torch
-from pyro.infer import SVI, Trace_ELBO
+from pyro.infer import ELBO, SVI, Trace_ELBO
 from pyro.optim import Adam
 
 from .checkpoint import load_training
@@ -183,19 +183,24 @@ def _check_data(model: Callable, data: Splits) -> None:
 
 
 def _settle_plate_nesting(loss: Any, model: Callable, guide: Callable, data: Splits) -> None:
-    """Makes a vectorized Pyro ELBO guess its ``max_plate_nesting`` now, on its own RNG stream.
+    """Makes vectorized Pyro ELBOs guess their ``max_plate_nesting`` now, on their own RNG
+    stream: ``loss`` and the ELBOs it wraps (as attributes, e.g. a KL warm-up's base loss).
 
     Pyro guesses it by running the guide once at the first step, which draws random numbers;
     that first step comes at a different point in a resumed run, so it would shift the stream.
     """
-    guess = getattr(loss, "_guess_max_plate_nesting", None)
-    if guess is None or not getattr(loss, "vectorize_particles", False):
-        return
-    if getattr(loss, "max_plate_nesting", 0) != math.inf:
-        return
     x = data.train_epoch(torch.Generator(data.train.device).manual_seed(0))[:1]
-    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-        guess(model, guide, (x,), {})
+    for elbo in _elbos(loss):
+        if elbo.vectorize_particles and elbo.max_plate_nesting == math.inf:
+            with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+                elbo._guess_max_plate_nesting(model, guide, (x,), {})
+
+
+def _elbos(loss: Any, depth: int = 3) -> list[ELBO]:
+    if not isinstance(loss, ELBO) or depth == 0:
+        return []
+    inner = [e for v in vars(loss).values() for e in _elbos(v, depth - 1)]
+    return [loss, *inner]
 
 
 def _summary(result: FitResult) -> dict[str, Any]:

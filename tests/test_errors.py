@@ -100,8 +100,6 @@ def test_unknown_name_through_the_cli_fails_fast_with_exit_2(tmp_path, capsys):
      r"r\.toml: key 'model\.decoder\.hidden\[0\]' must be of type int"),
     ("[guide]\noptions = { min_scale = \"small\" }\n",
      r"r\.toml: key 'guide\.options\.min_scale' must be of type float, got 'small'"),
-    ("[guide]\noptions = { min_scal = 0.1 }\n",
-     r"r\.toml: unknown key 'guide\.options\.min_scal'\. Did you mean 'guide\.options\.min_scale'"),
     ("[guide]\noptions = { hidden = [3] }\n",
      r"r\.toml: key 'guide\.options\.hidden' cannot be set here: it comes from "
      r"guide\.encoder\.hidden"),
@@ -109,8 +107,11 @@ def test_unknown_name_through_the_cli_fails_fast_with_exit_2(tmp_path, capsys):
      r"r\.toml: key 'model\.likelihood_options\.learn_scale' must be of type str"),
     ('[data]\nname = "linear_gaussian"\noptions = { x_dim = 2.5 }\n',
      r"r\.toml: key 'data\.options\.x_dim' must be of type int, got 2\.5"),
-    ("[objective]\noptions = { alpha = 0 }\n",
-     r"r\.toml: unknown key 'objective\.options\.alpha'"),
+    ('[model]\nlikelihood = "gaussian"\nlikelihood_options = { scal = 0.5 }\n',
+     r"r\.toml: unknown key 'model\.likelihood_options\.scal'\. Did you mean "
+     r"'model\.likelihood_options\.scale'"),
+    ('[data]\nname = "linear_gaussian"\noptions = { n_trian = 10 }\n',
+     r"r\.toml: unknown key 'data\.options\.n_trian'\. Did you mean 'data\.options\.n_train'"),
 ])  # fmt: skip
 def test_wrong_recipe_key_or_type_names_the_key_and_the_file(tmp_path, toml, message):
     path = tmp_path / "r.toml"

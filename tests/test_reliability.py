@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from pyro.infer import Trace_ELBO
+from pyro.infer import ELBO, Trace_ELBO
 
 from ppl_vae import build_guide, build_model, fit, storage
 from ppl_vae.data import Splits
@@ -96,6 +96,32 @@ def test_n_steps_resume_n_more_equals_2n_steps(tmp_path, n):
     assert _rows(resumed) == _rows(one_go)
     assert resumed.test_elbo == one_go.test_elbo and resumed.steps == 2 * n
     assert (tmp_path / "a" / METRICS).read_text().count("\n") == len(one_go.history) + 1
+
+
+class Wrapped(ELBO):
+    """A loss that delegates to a vectorized ELBO it holds, as a KL warm-up wrapper does."""
+
+    def __init__(self):
+        super().__init__()
+        self.base = Annealed()
+
+    def loss(self, model, guide, *args, **kwargs):
+        return self.base.loss(model, guide, *args, **kwargs)
+
+    def loss_and_grads(self, model, guide, *args, **kwargs):
+        return self.base.loss_and_grads(model, guide, *args, **kwargs)
+
+    def _get_trace(self, model, guide, args, kwargs):
+        return self.base._get_trace(model, guide, args, kwargs)
+
+
+def test_resume_is_exact_with_a_wrapped_vectorized_loss(tmp_path):
+    one_go, *_ = _train(tmp_path / "a", loss=Wrapped(), max_steps=8)
+    _train(tmp_path / "b", loss=Wrapped(), max_steps=4)
+    resumed, *_ = _train(tmp_path / "b", loss=Wrapped(), max_steps=8, resume=True)
+    _assert_same(load_checkpoint(tmp_path / "a" / CHECKPOINT),
+                 load_checkpoint(tmp_path / "b" / CHECKPOINT))  # fmt: skip
+    assert _rows(resumed) == _rows(one_go)
 
 
 def test_checkpoints_hold_only_tensors_and_plain_values(tmp_path):
