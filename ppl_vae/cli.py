@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from . import config, distributed
 from .bounds import DEFAULT_KS, evaluate, format_table, write_results
@@ -17,13 +18,13 @@ from .checks import DataError
 from .config import RecipeError
 from .data.root import MissingDataError
 from .registry import UnknownNameError
-from .run import RunDirError, load_recipe, load_run, train_recipe
-from .storage import CheckpointError
+from .run import RECIPE, RunDirError, load_recipe, load_run, train_recipe
+from .storage import CheckpointError, WriteError
 from .train import TrainingDiverged, resolve_device
 
 USER_ERRORS = (
     RecipeError, DataError, MissingDataError, UnknownNameError, RunDirError, CheckpointError,
-    TrainingDiverged, ValueError,
+    TrainingDiverged, WriteError, ValueError,
 )  # fmt: skip
 
 
@@ -49,12 +50,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _train(a: argparse.Namespace) -> int:
     if a.resume:
         recipe, out = load_recipe(a.resume, a.overrides), a.resume
+        source = str(Path(a.resume) / RECIPE)
     elif a.recipe:
-        recipe, out = config.load(a.recipe, a.overrides), a.out
+        recipe, out, source = config.load(a.recipe, a.overrides), a.out, a.recipe
     else:
         raise RecipeError("give a recipe file, e.g. ppl-vae train models/mnist_bernoulli_mlp.toml")
     run, result = train_recipe(recipe, out, a.data_dir, a.overwrite, bool(a.resume),
-                               progress=not a.no_progress)  # fmt: skip
+                               progress=not a.no_progress, source=source)  # fmt: skip
     summary = {"run": str(run.path), "steps": result.steps, "test_elbo": result.test_elbo}
     if result.history:
         summary["seconds_per_epoch"] = sum(r["seconds"] for r in result.history) / len(
@@ -121,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as e:
         print(f"ppl-vae {a.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"ppl-vae {a.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"ppl-vae {a.command}: {e or 'interrupted'}", file=sys.stderr)
         return 130
 
 
