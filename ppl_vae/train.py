@@ -133,7 +133,7 @@ def fit(
             for epoch in range(start_epoch, epochs):
                 if max_steps and result.steps >= max_steps:
                     break
-                begin = getattr(svi.loss, "begin_epoch", None)
+                begin = getattr(loss, "begin_epoch", None)  # svi.loss is a bound method for ELBOs
                 logged = begin(epoch) if begin is not None else {}  # e.g. a KL weight schedule
                 row = _epoch(svi, data, epoch, batch_size, generator, result, max_steps, progress)
                 row.update(logged or {})
