@@ -121,11 +121,14 @@ def evaluate(
     seed: int = 0,
     khat: bool = True,
     progress: bool = False,
+    offset: int = 0,
 ) -> Bounds:
     """ELBO, IWAE_K for every K in ``ks``, ESS and (optionally) k-hat for every row of ``x``.
 
     All estimates share one stream of max(ks) particles per data point: IWAE_K uses its first
-    K particles, ELBO and ESS use all of them.
+    K particles, ELBO and ESS use all of them. ``offset`` is the dataset index of ``x[0]``: a
+    shard evaluated with its offset (a multiple of ``batch_size``) gets exactly the values the
+    whole dataset would.
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
@@ -146,7 +149,7 @@ def evaluate(
             stream = _Stream(ks, xb.shape[0], x.device)
             kept = []
             with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(batch_seed(seed, start))
+                torch.manual_seed(batch_seed(seed, offset + start))
                 for chunk in iter_log_weights(model, guide, xb, ks[-1], chunk_size):
                     stream.add(chunk)
                     if khat:

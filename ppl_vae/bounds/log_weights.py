@@ -27,8 +27,10 @@ def _data_dim(site: dict) -> int | None:
 
 
 def max_plate_nesting(model: Callable, guide: Callable, x: torch.Tensor) -> int:
-    """The number of plate dimensions the model and guide use, found by tracing them once."""
-    with torch.no_grad(), poutine.block():
+    """The number of plate dimensions the model and guide use, found by tracing them once
+    (on a forked RNG, so that the draws that follow do not depend on this probe)."""
+    devices = [x.device.index or 0] if x.device.type == "cuda" else []
+    with torch.no_grad(), poutine.block(), torch.random.fork_rng(devices=devices):
         guide_tr = poutine.trace(guide).get_trace(x)
         model_tr = poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(x)
     dims = [
