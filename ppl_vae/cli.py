@@ -8,20 +8,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
-from . import config
+from . import config, distributed
+from .bounds import DEFAULT_KS, evaluate, format_table, write_results
 from .checks import DataError
 from .config import RecipeError
 from .data.root import MissingDataError
 from .registry import UnknownNameError
-from .run import RunDirError, load_recipe, train_recipe
-from .storage import CheckpointError
-from .train import TrainingDiverged
+from .run import RECIPE, RunDirError, load_recipe, load_run, train_recipe
+from .storage import CheckpointError, WriteError
+from .train import TrainingDiverged, resolve_device
 
 USER_ERRORS = (
     RecipeError, DataError, MissingDataError, UnknownNameError, RunDirError, CheckpointError,
-    TrainingDiverged, ValueError,
+    TrainingDiverged, WriteError, ValueError,
 )  # fmt: skip
 
 
@@ -47,12 +50,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _train(a: argparse.Namespace) -> int:
     if a.resume:
         recipe, out = load_recipe(a.resume, a.overrides), a.resume
+        source = str(Path(a.resume) / RECIPE)
     elif a.recipe:
-        recipe, out = config.load(a.recipe, a.overrides), a.out
+        recipe, out, source = config.load(a.recipe, a.overrides), a.out, a.recipe
     else:
         raise RecipeError("give a recipe file, e.g. ppl-vae train models/mnist_bernoulli_mlp.toml")
     run, result = train_recipe(recipe, out, a.data_dir, a.overwrite, bool(a.resume),
-                               progress=not a.no_progress)  # fmt: skip
+                               progress=not a.no_progress, source=source)  # fmt: skip
     summary = {"run": str(run.path), "steps": result.steps, "test_elbo": result.test_elbo}
     if result.history:
         summary["seconds_per_epoch"] = sum(r["seconds"] for r in result.history) / len(
@@ -62,8 +66,49 @@ def _train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="a run dir written by ppl-vae train")
+    p.add_argument(
+        "--k",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_KS),
+        help="numbers of importance samples K (default: 1 10 100 1000 5000)",
+    )
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--json", action="store_true", help="print eval.json instead of a table")
+    p.add_argument("--subset", type=int, default=0, help="only the first N data points")
+    p.add_argument("--batch-size", type=int, default=100, help="data points per batch")
+    p.add_argument("--chunk-size", type=int, default=500, help="particles per chunk")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-khat", action="store_true", help="skip PSIS k-hat")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--data-dir", help="data root (default: $PPL_VAE_DATA, else ./data)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _evaluate(a: argparse.Namespace) -> int:
+    world = distributed.init(resolve_device(a.device))
+    run = load_run(a.run, a.data_dir, a.device, world)
+    x = run.data.split(a.split)
+    if a.subset:
+        x = x[: a.subset]
+    t0 = time.perf_counter()
+    result = evaluate(run.model, run.guide, x, a.k, a.chunk_size, a.batch_size, a.seed,
+                      khat=not a.no_khat, progress=not a.no_progress, world=world)  # fmt: skip
+    if not world.is_main:
+        return 0
+    meta = {"run": str(run.path), "split": a.split, "seed": a.seed, "chunk_size": a.chunk_size,
+            "batch_size": a.batch_size, "processes": world.size,
+            "seconds": time.perf_counter() - t0}  # fmt: skip
+    out = write_results(run.path, result, meta, run.data.labels.get(a.split))
+    print(json.dumps(out, indent=2) if a.json else format_table(out["estimates"]))
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "train": (_train_args, _train, "train a recipe into a run dir"),
+    "evaluate": (_evaluate_args, _evaluate, "bound log p(x): ELBO, IWAE_K, ESS, k-hat"),
 }
 
 
@@ -78,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as e:
         print(f"ppl-vae {a.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"ppl-vae {a.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"ppl-vae {a.command}: {e or 'interrupted'}", file=sys.stderr)
         return 130
 
 

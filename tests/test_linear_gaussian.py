@@ -29,14 +29,7 @@ def test_exact_formulas_satisfy_bayes_rule():
 
 
 def _frozen_model(truth):
-    model = build_model(truth.z_dim, truth.x_dim, "gaussian", {"scale": truth.s}, hidden=[])
-    model = model.to(DTYPE)
-    layer = model.decoder[0]
-    with torch.no_grad():
-        layer.weight.copy_(truth.W)
-        layer.bias.copy_(truth.b)
-    model.decoder.requires_grad_(False).train(False)
-    return model
+    return truth.vae()
 
 
 def _mc_elbo(model, guide, x, num_samples):

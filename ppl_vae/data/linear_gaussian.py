@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyro
 import torch
+from pyro.nn import PyroModule
 from torch.distributions import MultivariateNormal
 
 
@@ -75,6 +77,24 @@ class LinearGaussian:
         b = torch.randn(x_dim, generator=g, dtype=torch.float64)
         return cls(W.to(dtype), b.to(dtype), float(noise))
 
+    def vae(self):
+        """This model as a ``ppl_vae.VAE`` with a frozen linear decoder and a fixed scale."""
+        from ..likelihoods import softplus_inverse
+        from ..model import build_model
+
+        model = build_model(self.z_dim, self.x_dim, "gaussian", {"scale": self.s}, hidden=[])
+        model = model.to(self.W.dtype)
+        with torch.no_grad():
+            model.decoder[0].weight.copy_(self.W)
+            model.decoder[0].bias.copy_(self.b)
+            model.likelihood.raw_scale.fill_(softplus_inverse(self.s))  # exact in W's dtype
+        model.decoder.requires_grad_(False).train(False)
+        return model
+
+    def exact_guide(self) -> ExactPosteriorGuide:
+        """A guide that samples the exact posterior: with it, every log weight is log p(x)."""
+        return ExactPosteriorGuide(self)
+
     @classmethod
     def from_vae(cls, vae) -> LinearGaussian:
         """The exact model of a VAE with a linear decoder and one Gaussian scale."""
@@ -86,3 +106,20 @@ class LinearGaussian:
                 "likelihood with one scale (learn_scale = 'none' or 'scalar')."
             )
         return cls(layers[0].weight.detach(), layers[0].bias.detach(), float(scale))
+
+
+class ExactPosteriorGuide(PyroModule):
+    """q(z|x) = p(z|x) of a LinearGaussian model, sampled at ``"z"`` under the data plate."""
+
+    def __init__(self, truth: LinearGaussian):
+        super().__init__(name="guide")
+        self.truth = truth
+
+    def distribution(self, x: torch.Tensor) -> MultivariateNormal:
+        return self.truth.posterior(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        post = self.truth.posterior(x)
+        with pyro.plate("data", x.shape[0]):
+            return pyro.sample("z", pyro.distributions.MultivariateNormal(
+                post.loc, scale_tril=post.scale_tril))  # fmt: skip

@@ -1,0 +1,30 @@
+"""Bounds on log p(x): log weights from Pyro traces, then pure estimators over ``log_w[K, N]``.
+
+>>> log_w = log_weights(model, guide, x, num_particles=100, chunk_size=25)   # [100, N]
+>>> iwae(log_w), elbo(log_w), ess(log_w), psis_khat(log_w)                    # each [N]
+>>> evaluate(model, guide, x, ks=[1, 10, 100, 1000, 5000])                   # streamed
+"""
+
+from .estimators import MIN_KHAT_PARTICLES, elbo, ess, iwae, mean_and_stderr, psis_khat
+from .evaluate import DEFAULT_KS, Bounds, batch_seed, evaluate
+from .log_weights import iter_log_weights, log_weights
+from .results import format_table, read_inference_data, to_inference_data, write_results
+
+__all__ = [
+    "DEFAULT_KS",
+    "MIN_KHAT_PARTICLES",
+    "Bounds",
+    "batch_seed",
+    "elbo",
+    "ess",
+    "evaluate",
+    "format_table",
+    "iter_log_weights",
+    "iwae",
+    "log_weights",
+    "mean_and_stderr",
+    "psis_khat",
+    "read_inference_data",
+    "to_inference_data",
+    "write_results",
+]

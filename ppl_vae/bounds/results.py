@@ -1,0 +1,79 @@
+"""Evaluation results on disk: ``eval.json`` for machines, an arviz netCDF for notebooks."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..storage import commit, write_json
+from .evaluate import Bounds
+
+EVAL_JSON = "eval.json"
+EVAL_NETCDF = "eval.nc"
+GROUP = "bounds"
+
+
+def to_inference_data(bounds: Bounds, labels: torch.Tensor | None = None, attrs: dict = None):
+    """An ``arviz.InferenceData`` with group ``bounds``: iwae over (datapoint, k) and elbo, ess,
+    khat (and label, when given) over datapoint, in nats per data point."""
+    import arviz as az
+    import xarray as xr
+
+    data = {
+        "iwae": (("datapoint", "k"), bounds.iwae.numpy()),
+        "elbo": ("datapoint", bounds.elbo.numpy()),
+        "ess": ("datapoint", bounds.ess.numpy()),
+    }
+    if bounds.khat is not None:
+        data["khat"] = ("datapoint", bounds.khat.numpy())
+    if labels is not None:
+        data["label"] = ("datapoint", labels[: bounds.n].cpu().numpy())
+    coords = {"datapoint": np.arange(bounds.n), "k": np.asarray(bounds.ks)}
+    ds = xr.Dataset(data, coords=coords, attrs={k: str(v) for k, v in (attrs or {}).items()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "bounds" is our own group, outside arviz's scheme
+        return az.InferenceData(**{GROUP: ds})
+
+
+def write_results(
+    run_dir: str | Path,
+    bounds: Bounds,
+    meta: dict[str, Any],
+    labels: torch.Tensor | None = None,
+) -> dict[str, Any]:
+    """Writes ``eval.json`` and ``eval.nc`` atomically into ``run_dir``; returns the JSON."""
+    run_dir = Path(run_dir)
+    result = {**meta, "estimates": bounds.estimates()}
+    idata = to_inference_data(bounds, labels, meta)
+    fd, tmp = tempfile.mkstemp(prefix=f".{EVAL_NETCDF}.", suffix=".tmp", dir=run_dir)
+    os.close(fd)
+    try:
+        idata.to_netcdf(tmp)
+        commit(tmp, run_dir / EVAL_NETCDF)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    write_json(run_dir / EVAL_JSON, result)
+    return result
+
+
+def read_inference_data(run_dir: str | Path):
+    """Reads ``eval.nc`` of a run back as an ``arviz.InferenceData``."""
+    import arviz as az
+
+    return az.from_netcdf(Path(run_dir) / EVAL_NETCDF)
+
+
+def format_table(estimates: list[dict]) -> str:
+    """A plain-text table of the estimates."""
+    lines = [f"{'estimator':<16}{'K':>7}{'mean':>14}{'stderr':>10}{'n':>8}"]
+    for r in estimates:
+        lines.append(
+            f"{r['estimator']:<16}{r['k']:>7}{r['mean']:>14.4f}{r['stderr']:>10.4f}{r['n']:>8}"
+        )
+    return "\n".join(lines)
