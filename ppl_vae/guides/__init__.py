@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Sequence
 
 from ..registry import lookup
+from . import gaussian_kl  # noqa: F401  (registers closed-form KLs with torch)
 from .base import AmortizedGuide
 from .diagonal import DiagonalNormal
 from .flow import FlowGuide

@@ -7,8 +7,12 @@ that conditions neural networks (IAF, NSF). Then
     log q(z|x) = log N(eps; 0, I) - sum_k log |det dT_k / dz_{k-1}|.
 
 Pyro's transforms cache the last (input, output) pair, so scoring a sample just drawn reuses its
-forward pass: flows without an analytic inverse (planar, Sylvester) score their own samples,
-which is all that the ELBO, IWAE and ``ppl_vae.bounds.log_weights`` need.
+forward pass; that is all that the ELBO, IWAE and ``ppl_vae.bounds.log_weights`` need. STL and
+DReG score z under a copy of the guide with detached parameters, which needs the inverse: IAF
+and NSF invert one variable at a time (z_dim network passes), and planar and Sylvester maps,
+which have no closed-form inverse, reduce to scalar equations t + c tanh(a t + beta) = gamma
+with 1 + c a > 0 (``solve_increasing``), whose root the gradient reaches by implicit
+differentiation.
 
 The rows of the encoder's output layer that give the flow parameters start with zero weights
 (their biases keep PyTorch's random start), so that at first every x gets the same flow and
@@ -73,6 +77,30 @@ def _output_layer(encoder: nn.Module, num_outputs: int) -> nn.Linear | None:
 def affine(loc: torch.Tensor, scale: torch.Tensor) -> Transform:
     """z = loc + scale * eps, elementwise over the last dimension (a diagonal Gaussian layer)."""
     return AffineTransform(loc, scale, event_dim=1, cache_size=1)
+
+
+def solve_increasing(
+    c: torch.Tensor, a: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor
+) -> torch.Tensor:
+    """Solves t + c tanh(a t + beta) = gamma elementwise, where c a > -1 makes the left side
+    increasing in t; the root lies in [gamma - |c|, gamma + |c|]. Newton's method, with
+    bisection of that bracket wherever a Newton step would leave it; no gradient."""
+    with torch.no_grad():
+        c, a, beta, gamma = torch.broadcast_tensors(c, a, beta, gamma)
+        lo, hi = gamma - c.abs(), gamma + c.abs()
+        t = gamma.clone()
+        tol = 8 * torch.finfo(t.dtype).eps
+        for _ in range(200):
+            th = torch.tanh(a * t + beta)
+            f = t + c * th - gamma
+            lo, hi = torch.where(f < 0, t, lo), torch.where(f > 0, t, hi)
+            newton = t - f / (1 + c * a * (1 - th.square()))
+            step = torch.where((newton > lo) & (newton < hi), newton, (lo + hi) / 2)
+            done = ((step - t).abs() <= tol * (1 + t.abs())).all()
+            t = step
+            if done:
+                break
+        return t
 
 
 def check_positive(**options: int) -> None:

@@ -13,8 +13,10 @@ r_ii = tanh(.) and s_ii = tanh(.) keep r_ii s_ii > -1 >= -1 / max h', which make
 invertible. Q is a product of H Householder reflections I - 2 v v^T / |v|^2, applied to vectors
 without forming Q. The encoder outputs, per map and data point, one D x D matrix (its strict
 upper triangle is R's, the transpose of its strict lower triangle is S's), the two diagonals,
-b and the H reflection vectors. The inverse has no closed form; samples are scored from the
-cache of their forward pass.
+b and the H reflection vectors. The inverse has no closed form: samples are scored from the
+cache of their forward pass, and any other z' by back substitution. With v = Q^T z,
+Q^T z' = v + R tanh(S v + b) is upper triangular in v: row i, from the last, is the increasing
+scalar equation v_i + r_ii tanh(s_ii v_i + beta_i) = gamma_i once v_{i+1..D} are known.
 
 The maps act on the standardized noise eps ~ N(0, I), and z = mu(x) + sigma(x) * (maps)(eps)
 comes last: a posterior whose shape does not change with x then needs no x-dependent flow
@@ -34,7 +36,7 @@ import torch
 from torch.distributions import constraints
 from torch.distributions.transforms import Transform
 
-from .flow import FlowGuide, affine, check_positive
+from .flow import FlowGuide, affine, check_positive, solve_increasing
 
 
 class ConditionedSylvester(Transform):
@@ -71,10 +73,28 @@ class ConditionedSylvester(Transform):
         return z + self._reflect((self.r @ act.unsqueeze(-1)).squeeze(-1), transpose=False)
 
     def _inverse(self, y: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(
-            "a Sylvester flow has no closed-form inverse, so its log_prob scores only the "
-            "samples it has just drawn (cached); draw z from the guide before scoring it."
+        """Back substitution, row by row, then one Newton step with gradients from the root:
+        v - J^-1 F(v), J = I + R diag(h') S upper triangular, gives the implicit gradient."""
+        target = self._reflect(y, transpose=True)
+        r_diag = self.r.diagonal(dim1=-2, dim2=-1)
+        s_diag = self.s.diagonal(dim1=-2, dim2=-1)
+        with torch.no_grad():
+            v = torch.zeros_like(target)
+            act = torch.zeros_like(target)
+            for i in reversed(range(target.shape[-1])):
+                later = slice(i + 1, None)
+                beta = self.b[..., i] + (self.s[..., i, later] * v[..., later]).sum(-1)
+                gamma = target[..., i] - (self.r[..., i, later] * act[..., later]).sum(-1)
+                v[..., i] = solve_increasing(r_diag[..., i], s_diag[..., i], beta, gamma)
+                act[..., i] = torch.tanh(s_diag[..., i] * v[..., i] + beta)
+        pre = (self.s @ v.unsqueeze(-1)).squeeze(-1) + self.b
+        act = torch.tanh(pre)
+        residual = v + (self.r @ act.unsqueeze(-1)).squeeze(-1) - target
+        jac = torch.eye(v.shape[-1], dtype=v.dtype, device=v.device) + self.r @ (
+            (1 - act.square()).unsqueeze(-1) * self.s
         )
+        step = torch.linalg.solve_triangular(jac, residual.unsqueeze(-1), upper=True)
+        return self._reflect(v - step.squeeze(-1), transpose=False)
 
     def log_abs_det_jacobian(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Computes sum_i log(1 + h'_i r_ii s_ii), ``[..., N]``."""
