@@ -1,14 +1,14 @@
 """A mixture of diagonal Gaussians: q(z|x) = sum_k pi_k(x) N(mu_k(x), diag(sigma_k(x)^2)).
 
 Sampling a component index is not differentiable; Pyro's ``MixtureOfDiagNormals`` instead
-differentiates the sample through the mixture's implicit reparameterization (the gradient of
-z with respect to every mu_k, sigma_k and pi_k at fixed uniform noise), so the guide trains with
-the same pathwise gradients as a Gaussian one, mixture weights included.
+gives each sample a pathwise gradient with respect to every mu_k, sigma_k and pi_k (Jankowiak &
+Obermeyer's implicit reparameterization for mixtures), so the guide trains with reparameterized
+gradients as a Gaussian one does, mixture weights included.
 
 Pyro's ``rsample(sample_shape)`` gathers each sample's component with the sample dimensions in
 front of the batch dimensions, which draws particle i from data point i's mixture (or fails
-when there are more particles than data points); ``_Mixture`` draws extra sample dimensions by
-expanding the batch instead, as a ``pyro.plate`` over particles does.
+when there are more particles than data points); the ``MixtureOfDiagNormals`` below draws
+extra sample dimensions by expanding the batch instead, as a ``pyro.plate`` over particles does.
 
 References: Jankowiak & Obermeyer (2018), Pathwise Derivatives Beyond the Reparameterization
 Trick; Graves (2016), Stochastic Backpropagation through Mixture Density Distributions.
@@ -23,8 +23,9 @@ from torch.nn.functional import softplus
 from .base import AmortizedGuide
 
 
-class _Mixture(dist.MixtureOfDiagNormals):
-    """``MixtureOfDiagNormals`` whose ``rsample(sample_shape)`` is right with batch dimensions."""
+class MixtureOfDiagNormals(dist.MixtureOfDiagNormals):
+    """Pyro's ``MixtureOfDiagNormals`` with an ``rsample(sample_shape)`` that is right with batch
+    dimensions."""
 
     def rsample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
         sample_shape = torch.Size(sample_shape)
@@ -58,4 +59,4 @@ class DiagonalMixture(AmortizedGuide):
         locs, raw, logits = self.encoder(x).split([k * d, k * d, k], dim=-1)
         locs = locs.reshape(*locs.shape[:-1], k, d)
         scales = (softplus(raw) + self.min_scale).reshape(locs.shape)
-        return _Mixture(locs, scales, logits)
+        return MixtureOfDiagNormals(locs, scales, logits)
