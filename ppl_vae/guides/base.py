@@ -13,6 +13,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.nn import PyroModule
+from torch import nn
 
 from ..nets import build_net
 
@@ -40,9 +41,20 @@ class AmortizedGuide(PyroModule):
         super().__init__(name="guide")
         self.x_dim = x_dim
         self.z_dim = z_dim
+        self.num_outputs = num_outputs
         self.encoder = build_net(
             "encoder", net, x_dim, num_outputs, hidden, activation, image_shape
         )
+
+    def start_independent_of_x(self, rows: slice) -> None:
+        """Zeroes the weights of the encoder outputs ``rows`` (their biases stay random), so
+        that those parameters start the same for every x and training adds the dependence on x.
+        Does nothing for an encoder whose last module is not a linear layer giving the outputs.
+        """
+        layers = [m for m in self.encoder.modules() if isinstance(m, nn.Linear)]
+        if layers and layers[-1].out_features == self.num_outputs:
+            with torch.no_grad():
+                layers[-1].weight[rows] = 0.0
 
     def distribution(self, x: torch.Tensor) -> dist.TorchDistribution:
         """Returns q(z|x) with batch shape ``[N]`` and event shape ``[z_dim]``."""

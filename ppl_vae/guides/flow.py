@@ -28,7 +28,6 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 from pyro.distributions.transforms import AffineTransform
-from torch import nn
 from torch.distributions.transforms import Transform
 from torch.nn.functional import softplus
 
@@ -48,10 +47,7 @@ class FlowGuide(AmortizedGuide):
         super().__init__(x_dim, z_dim, 2 * z_dim + num_params, **encoder)
         self.num_params = num_params
         self.min_scale = min_scale
-        head = _output_layer(self.encoder, 2 * z_dim + num_params)
-        if head is not None:
-            with torch.no_grad():
-                head.weight[2 * z_dim :].zero_()
+        self.start_independent_of_x(slice(2 * z_dim, None))
 
     def transforms(
         self, loc: torch.Tensor, scale: torch.Tensor, params: torch.Tensor
@@ -64,14 +60,6 @@ class FlowGuide(AmortizedGuide):
         scale = softplus(raw) + self.min_scale
         base = dist.Normal(torch.zeros_like(loc), torch.ones_like(loc)).to_event(1)
         return dist.TransformedDistribution(base, self.transforms(loc, scale, params))
-
-
-def _output_layer(encoder: nn.Module, num_outputs: int) -> nn.Linear | None:
-    """The encoder's last linear layer if it produces the outputs, else None."""
-    layers = [m for m in encoder.modules() if isinstance(m, nn.Linear)]
-    if layers and layers[-1].out_features == num_outputs:
-        return layers[-1]
-    return None
 
 
 def affine(loc: torch.Tensor, scale: torch.Tensor) -> Transform:

@@ -26,6 +26,9 @@ class LowRankNormal(AmortizedGuide):
         super().__init__(x_dim, z_dim, z_dim * (rank + 2), **encoder)
         self.rank = rank
         self.min_scale = min_scale
+        # F and -F give the same covariance: a factor that starts with random signs across x
+        # gets stuck at F = 0 where the signs meet, so F starts the same for every x.
+        self.start_independent_of_x(slice(z_dim, z_dim * (rank + 1)))
 
     def distribution(self, x: torch.Tensor) -> dist.TorchDistribution:
         d = self.z_dim
