@@ -55,8 +55,11 @@ def _train(a: argparse.Namespace) -> int:
         recipe, out, source = config.load(a.recipe, a.overrides), a.out, a.recipe
     else:
         raise RecipeError("give a recipe file, e.g. ppl-vae train models/mnist_bernoulli_mlp.toml")
+    world = distributed.init(resolve_device(recipe.train.device))
     run, result = train_recipe(recipe, out, a.data_dir, a.overwrite, bool(a.resume),
-                               progress=not a.no_progress, source=source)  # fmt: skip
+                               progress=not a.no_progress, source=source, world=world)  # fmt: skip
+    if not world.is_main:
+        return 0
     summary = {"run": str(run.path), "steps": result.steps, "test_elbo": result.test_elbo}
     if result.history:
         summary["seconds_per_epoch"] = sum(r["seconds"] for r in result.history) / len(
