@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .reports import KHAT_BAD, RunResult
+from .reports import KHAT_BAD, RunResult, gap
 
 KHAT_OK = 0.5  # Vehtari et al. (2024): below 0.5 the importance-sampling estimate is reliable
 
@@ -39,23 +39,34 @@ def _finish(fig, path: str | Path | None):
 def plot_bound_vs_k(
     results: Sequence[RunResult], path: str | Path | None = None, exact: float | None = None
 ):
-    """IWAE_K against K (log scale) with standard-error bars, one line per run; each run's ELBO
-    as a dashed line in its colour and, if given, the exact log p(x) as a dotted black line."""
-    fig, ((ax,),) = _figure()
+    """Left: IWAE_K against K (log scale) with standard-error bars, one line per run, each run's
+    ELBO dashed in its colour and, if given, the exact log p(x) dotted black. Right: the gap
+    IWAE_K - ELBO, whose error bars are the standard error of the per-data-point difference:
+    it cancels the spread of log p(x) across data points, which dominates the left bars."""
+    fig, ((ax, gap_ax),) = _figure(1, 2, width=5.0)
     for i, res in enumerate(results):
         rows = [res.estimate("iwae", k) for k in res.ks]
         ks = [r["k"] for r in rows]
+        elbo = res.estimate("elbo")["mean"]
         ax.errorbar(ks, [r["mean"] for r in rows], yerr=[r["stderr"] for r in rows],
-                    marker="o", capsize=3, color=f"C{i}", label=f"IWAE_K: {res.label}")  # fmt: skip
-        ax.axhline(res.estimate("elbo")["mean"], color=f"C{i}", ls="--", lw=1,
-                   label=f"ELBO: {res.name}")  # fmt: skip
+                    marker="o", capsize=3, color=f"C{i}", label=res.label)  # fmt: skip
+        ax.axhline(elbo, color=f"C{i}", ls="--", lw=1)
+        gaps = np.array([gap(res, k) for k in ks])
+        se = None if np.isnan(gaps[:, 1]).any() else gaps[:, 1]
+        gap_ax.errorbar(ks, gaps[:, 0], yerr=se, marker="o", capsize=3, color=f"C{i}")
+        if exact is not None:
+            gap_ax.axhline(exact - elbo, color=f"C{i}", ls=":", lw=1)
     if exact is not None:
         ax.axhline(exact, color="black", ls=":", label="exact log p(x)")
-    ax.set_xscale("log")
-    ax.set_xlabel("K (importance samples)")
+    for a in (ax, gap_ax):
+        a.set_xscale("log")
+        a.set_xlabel("K (importance samples)")
     ax.set_ylabel("nats per data point")
-    ax.set_title("Bounds on log p(x) against K")
-    ax.legend(fontsize="small")
+    ax.set_title("IWAE_K (solid), ELBO (dashed)")
+    gap_ax.set_ylabel("nats per data point")
+    gap_ax.set_title("IWAE_K - ELBO" + (" (dotted: log p(x) - ELBO)" if exact is not None else ""))
+    fig.legend(loc="outside lower center", ncols=min(len(results) + (exact is not None), 3),
+               fontsize="small")  # fmt: skip
     return _finish(fig, path)
 
 
@@ -118,10 +129,11 @@ def plot_training_curves(
     keyed by run label."""
     fig, ((ax,),) = _figure()
     for i, (label, rows) in enumerate(curves.items()):
-        for key, style in (("train_elbo", "-"), ("valid_elbo", "--")):
+        for key, style, marker in (("train_elbo", "-", "o"), ("valid_elbo", "--", "s")):
             pts = [(r["epoch"], r[key]) for r in rows if key in r]
             if pts:
-                ax.plot(*zip(*pts, strict=True), style, marker="o", color=f"C{i}",
+                ax.plot(*zip(*pts, strict=True), style, marker=marker, color=f"C{i}",
+                        fillstyle="none" if marker == "s" else "full",
                         label=f"{key.split('_')[0]}: {label}")  # fmt: skip
     ax.set_xlabel("epoch")
     ax.set_ylabel("ELBO (nats per data point)")
@@ -154,7 +166,10 @@ def plot_latent(
 
 
 def plot_scores(
-    scores: Mapping[str, Any], path: str | Path | None = None, title: str = "log p(x) (IWAE)"
+    scores: Mapping[str, Any],
+    path: str | Path | None = None,
+    title: str = "Per-data-point scores",
+    xlabel: str = "IWAE log p(x) (nats)",
 ):
     """Overlaid histograms of per-data-point scores (e.g. IWAE log p(x)) keyed by dataset."""
     fig, ((ax,),) = _figure()
@@ -164,7 +179,7 @@ def plot_scores(
     bins = np.linspace(math.floor(lo), math.ceil(hi), 60)
     for i, (name, v) in enumerate(values.items()):
         ax.hist(v, bins=bins, alpha=0.5, color=f"C{i}", label=f"{name} (n={len(v)})")
-    ax.set_xlabel(f"{title} (nats)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("data points")
     ax.set_title(title)
     ax.legend(fontsize="small")

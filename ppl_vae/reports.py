@@ -108,8 +108,9 @@ def from_bounds(
     return RunResult(name, guide, objective, likelihood, bounds.estimates(), ds, list(metrics))
 
 
-def _gap(result: RunResult, k: int) -> tuple[float, float]:
-    """Mean and standard error of the per-data-point gap IWAE_K - ELBO."""
+def gap(result: RunResult, k: int) -> tuple[float, float]:
+    """Mean and standard error of the per-data-point gap IWAE_K - ELBO (the error is NaN
+    without per-data-point values)."""
     ds = result.per_datapoint
     if ds is not None:
         diff = torch.as_tensor(ds["iwae"].sel(k=k).values - ds["elbo"].values)
@@ -139,7 +140,7 @@ def comparison_table(results: Sequence[RunResult]) -> list[dict[str, Any]]:
             row[f"iwae_{k}"] = iw["mean"] if iw else math.nan
             row[f"iwae_{k}_se"] = iw["stderr"] if iw else math.nan
         for k in ks:
-            row[f"gap_{k}"], row[f"gap_{k}_se"] = _gap(res, k) if k in res.ks else (math.nan,) * 2
+            row[f"gap_{k}"], row[f"gap_{k}_se"] = gap(res, k) if k in res.ks else (math.nan,) * 2
         ess, khat = res.estimate("ess"), res.estimate(f"khat_above_{KHAT_BAD}")
         row["ess"] = ess["mean"] if ess else math.nan
         row[f"khat_above_{KHAT_BAD}"] = khat["mean"] if khat else math.nan
