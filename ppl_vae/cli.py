@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import config
+from . import config, distributed
 from .anomaly import SCORES_CSV, write_scores
 from .bounds import DEFAULT_KS, evaluate, format_table, write_results
 from .checks import DataError
@@ -23,13 +23,13 @@ from .pictures import write_pictures
 from .plots import plot_training_curves, write_figures
 from .registry import UnknownNameError
 from .reports import load_result, read_metrics, write_comparison
-from .run import RunDirError, load_recipe, load_run, train_recipe
-from .storage import CheckpointError
-from .train import TrainingDiverged
+from .run import RECIPE, RunDirError, load_recipe, load_run, train_recipe
+from .storage import CheckpointError, WriteError
+from .train import TrainingDiverged, resolve_device
 
 USER_ERRORS = (
     RecipeError, DataError, MissingDataError, UnknownNameError, RunDirError, CheckpointError,
-    TrainingDiverged, ValueError,
+    TrainingDiverged, WriteError, ValueError,
 )  # fmt: skip
 
 
@@ -55,12 +55,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _train(a: argparse.Namespace) -> int:
     if a.resume:
         recipe, out = load_recipe(a.resume, a.overrides), a.resume
+        source = str(Path(a.resume) / RECIPE)
     elif a.recipe:
-        recipe, out = config.load(a.recipe, a.overrides), a.out
+        recipe, out, source = config.load(a.recipe, a.overrides), a.out, a.recipe
     else:
         raise RecipeError("give a recipe file, e.g. ppl-vae train models/mnist_bernoulli_mlp.toml")
     run, result = train_recipe(recipe, out, a.data_dir, a.overwrite, bool(a.resume),
-                               progress=not a.no_progress)  # fmt: skip
+                               progress=not a.no_progress, source=source)  # fmt: skip
     summary = {"run": str(run.path), "steps": result.steps, "test_elbo": result.test_elbo}
     if result.history:
         summary["seconds_per_epoch"] = sum(r["seconds"] for r in result.history) / len(
@@ -102,7 +103,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(a: argparse.Namespace) -> int:
-    run = load_run(a.run, a.data_dir, a.device)
+    world = distributed.init(resolve_device(a.device))
+    run = load_run(a.run, a.data_dir, a.device, world)
     data = run.data
     if a.dataset:
         data = load_data(a.dataset, a.data_dir, run.recipe.data.binarize).to(data.test.device)
@@ -110,10 +112,12 @@ def _evaluate(a: argparse.Namespace) -> int:
     labels = data.labels.get(a.split)
     t0 = time.perf_counter()
     result = evaluate(run.model, run.guide, x, a.k, a.chunk_size, a.batch_size, a.seed,
-                      khat=not a.no_khat, progress=not a.no_progress)  # fmt: skip
+                      khat=not a.no_khat, progress=not a.no_progress, world=world)  # fmt: skip
+    if not world.is_main:
+        return 0
     meta = {"run": str(run.path), "dataset": a.dataset or run.recipe.data.name, "split": a.split,
             "seed": a.seed, "chunk_size": a.chunk_size, "batch_size": a.batch_size,
-            "seconds": time.perf_counter() - t0}  # fmt: skip
+            "processes": world.size, "seconds": time.perf_counter() - t0}  # fmt: skip
     out_dir = Path(a.out or (run.path / f"eval_{a.dataset}" if a.dataset else run.path))
     out_dir.mkdir(parents=True, exist_ok=True)
     out = write_results(out_dir, result, meta, labels)
@@ -177,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as e:
         print(f"ppl-vae {a.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"ppl-vae {a.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"ppl-vae {a.command}: {e or 'interrupted'}", file=sys.stderr)
         return 130
 
 

@@ -82,7 +82,8 @@ class TrainConfig:
     device: str = "cpu"
     eval_batch_size: int = 1000
     max_steps: int = 0
-    checkpoint_every: int = 1
+    checkpoint_every: int = 1  # epochs between checkpoints (and one at the end)
+    checkpoint_steps: int = 0  # also one every this many SVI steps; 0: off
 
 
 @dataclass(frozen=True)
@@ -199,8 +200,10 @@ def to_dict(recipe: Recipe) -> dict[str, Any]:
 
 
 def save(recipe: Recipe, path: str | Path) -> None:
-    """Writes the resolved recipe as TOML."""
-    Path(path).write_text(tomli_w.dumps(to_dict(recipe)))
+    """Writes the resolved recipe as TOML, atomically."""
+    from .storage import write_text  # imports torch, which reading a recipe does not need
+
+    write_text(path, tomli_w.dumps(to_dict(recipe)))
 
 
 def _deep_copy(table: dict[str, Any]) -> dict[str, Any]:

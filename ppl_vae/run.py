@@ -10,15 +10,21 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyro
 import torch
 
 from . import config
+from .checkpoint import load_weights
 from .config import Recipe
-from .data import Splits, load_data
-from .guides import build_guide
+from .data import BINARIZATIONS, DATASETS, Splits, load_data
+from .distributed import SINGLE, World, device_for
+from .guides import GUIDES, build_guide
+from .likelihoods import LIKELIHOODS
 from .model import VAE, build_model
-from .objectives import build_objective
-from .storage import load_checkpoint
+from .nets import ACTIVATIONS
+from .objectives import OBJECTIVES, build_objective
+from .options import check_options
+from .registry import lookup
 from .train import CHECKPOINT, FitResult, fit, resolve_device
 
 RECIPE = "recipe.toml"
@@ -59,6 +65,31 @@ def build_parts(recipe: Recipe, data: Splits) -> tuple[VAE, torch.nn.Module]:
     return model, guide
 
 
+def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
+    """Checks every name a recipe uses and its option tables before any data are loaded: a
+    wrong one raises UnknownNameError (with the closest name) or RecipeError (key and file)."""
+    d, m, g, o = recipe.data, recipe.model, recipe.guide, recipe.objective
+    lookup({b: b for b in BINARIZATIONS}, d.binarize, "binarization")
+    for net in (m.decoder, g.encoder):
+        lookup(ACTIVATIONS, net.activation, "activation")
+    data_shape = {"x_dim": "the data", "image_shape": "the data", "num_outputs": "the guide"}
+    encoder = {k: f"guide.encoder.{k}" for k in ("net", "hidden", "activation")}
+    # build_guide and build_objective check option names themselves (and may add options of
+    # their own); here only the types of the options a guide or objective declares.
+    tables = [
+        (DATASETS, d.name, "dataset", "data.options", d.options,
+         {"root": "--data-dir or $PPL_VAE_DATA", "valid_size": "data.valid_size"}, True),
+        (LIKELIHOODS, m.likelihood, "likelihood", "model.likelihood_options",
+         m.likelihood_options, data_shape, True),
+        (GUIDES, g.name, "guide", "guide.options", g.options,
+         {**data_shape, **encoder, "z_dim": "model.z_dim"}, False),
+        (OBJECTIVES, o.name, "objective", "objective.options", o.options,
+         {"num_particles": "objective.num_particles"}, False),
+    ]  # fmt: skip
+    for registry, name, what, key, options, reserved, strict in tables:
+        check_options(lookup(registry, name, what), options, key, source, reserved, strict)
+
+
 def prepare_run_dir(out: Path, overwrite: bool = False, resume: bool = False) -> None:
     """Refuses to reuse an existing run dir unless ``overwrite`` or ``resume`` is set."""
     if resume:
@@ -82,21 +113,28 @@ def train_recipe(
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = True,
+    source: str = "the recipe",
 ) -> tuple[Run, FitResult]:
     """Trains a recipe into ``out`` (default ``runs/<recipe.name>``); with ``resume``, continues
-    the run in ``out`` from its checkpoint (load its recipe with ``load_recipe(out)``)."""
+    the run in ``out`` from its checkpoint (load its recipe with ``load_recipe(out)``).
+    ``source`` names the recipe's file in error messages."""
     out = Path(out) if out is not None else Path("runs") / recipe.name
+    check_recipe(recipe, source)
     prepare_run_dir(out, overwrite, resume)
     data = build_data(recipe, data_dir)
+    pyro.set_rng_seed(recipe.train.seed)  # the initial weights too come from the recipe's seed
     model, guide = build_parts(recipe, data)
     loss = build_objective(recipe.objective.name, recipe.objective.num_particles,
                            **recipe.objective.options)  # fmt: skip
+    if resume:  # refuse a mismatched recipe before it replaces the run's own
+        load_weights(out / CHECKPOINT, model, guide)
     config.save(recipe, out / RECIPE)
     t = recipe.train
     result = fit(
         model, guide, data, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
         device=t.device, loss=loss, run_dir=out, resume=resume, max_steps=t.max_steps,
-        checkpoint_every=t.checkpoint_every, eval_batch_size=t.eval_batch_size,
+        checkpoint_every=t.checkpoint_every, checkpoint_steps=t.checkpoint_steps,
+        eval_batch_size=t.eval_batch_size,
         progress=progress,
     )  # fmt: skip
     return Run(out, recipe, model, guide, data), result
@@ -110,14 +148,17 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     return config.load(path / RECIPE, overrides)
 
 
-def load_run(path: str | Path, data_dir: str | Path | None = None, device: str = "cpu") -> Run:
+def load_run(
+    path: str | Path,
+    data_dir: str | Path | None = None,
+    device: str = "cpu",
+    world: World = SINGLE,
+) -> Run:
     """Loads a trained run: its recipe, data, and model and guide with the checkpoint's weights."""
     path = Path(path)
     recipe = load_recipe(path)
-    dev = resolve_device(device)
+    dev = device_for(world, resolve_device(device))
     data = build_data(recipe, data_dir).to(dev)
     model, guide = build_parts(recipe, data)
-    state = load_checkpoint(path / CHECKPOINT, map_location=dev)
-    model.load_state_dict(state["model"])
-    guide.load_state_dict(state["guide"])
+    load_weights(path / CHECKPOINT, model, guide)
     return Run(path, recipe, model.to(dev).eval(), guide.to(dev).eval(), data)

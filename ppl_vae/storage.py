@@ -20,30 +20,70 @@ import torch
 
 FORMAT = "ppl_vae.checkpoint"
 VERSION = 1
+TMP_SUFFIX = ".tmp"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be trusted or read; the message says which file and why."""
 
 
+class WriteError(OSError):
+    """A file could not be written (a full disk, say); its previous version is intact."""
+
+
 def atomic_write(path: str | Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    """Writes ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    Raises WriteError (an OSError with the same errno) when the disk refuses, after removing
+    the temporary file; ``path`` then still holds what it held before.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+            _write(f, data)
+        commit(tmp, path)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise WriteError(
+                e.errno, f"could not write {path} ({e.strerror or e}); its previous version is "
+                f"intact. Free disk space (or fix the folder's permissions) and run again."
+            ) from e  # fmt: skip
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+
+
+def commit(tmp: str | Path, path: str | Path) -> None:
+    """Makes the finished file ``tmp`` durable (fsync), renames it over ``path`` in one step
+    (``os.replace``; same folder), then asks for the rename to be made durable too."""
+    fd = os.open(tmp, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)
+    os.replace(tmp, path)
+    try:  # best effort: some file systems refuse fsync on a folder, and the new file is whole
+        dir_fd = os.open(Path(path).parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def _write(f: io.BufferedWriter, data: bytes) -> None:
+    f.write(data)
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Removes what an atomic write killed half-way left in ``folder``; returns the paths."""
+    stale = sorted(Path(folder).glob(f".*{TMP_SUFFIX}"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -70,7 +110,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {path} does not exist.")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+    except PermissionError as e:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({e.strerror}).") from e
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            OSError) as e:  # fmt: skip
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"checkpoint {path} is damaged or holds more than tensors and plain values, so it "

@@ -1,11 +1,8 @@
-"""``fit()``: the SVI loop, with progress, per-epoch metrics and checkpoints. No argparse here."""
+"""``fit()``: SVI training with per-epoch metrics, checkpoints and exact resume. No argparse."""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,20 +11,18 @@ from typing import Any
 
 import pyro
 import torch
-from pyro.infer import SVI, Trace_ELBO
+from pyro.infer import ELBO, SVI, Trace_ELBO
 from pyro.optim import Adam
-from tqdm.auto import tqdm
 
+from .checkpoint import load_training
+from .checks import DataError, check_finite
 from .data import Splits
-from .storage import load_checkpoint, save_checkpoint, write_json, write_text
+from .loop import CHECKPOINT, METRICS, Loop, TrainingDiverged
+from .storage import remove_temporaries, write_json
 
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.csv"
 SUMMARY = "summary.json"
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or Inf; the last good checkpoint is kept."""
+__all__ = ["CHECKPOINT", "METRICS", "SUMMARY", "FitResult", "TrainingDiverged",
+           "estimate_elbo", "fit", "resolve_device"]  # fmt: skip
 
 
 @dataclass
@@ -52,13 +47,19 @@ def resolve_device(device: str) -> torch.device:
 
 @torch.no_grad()
 def estimate_elbo(
-    model: Callable, guide: Callable, x: torch.Tensor, batch_size: int = 1000
+    model: Callable, guide: Callable, x: torch.Tensor, batch_size: int = 1000, seed: int = 0
 ) -> float:
-    """Mean single-sample ELBO per data point over ``x``, in nats, evaluated in batches."""
+    """Mean single-sample ELBO per data point over ``x``, in nats, evaluated in batches.
+
+    It draws from its own RNG stream seeded with ``seed`` and leaves the global one as it was,
+    so evaluating during training changes nothing in the training run (and resume stays exact).
+    """
     loss = Trace_ELBO()
     total = 0.0
-    for i in range(0, len(x), batch_size):
-        total += loss.loss(model, guide, x[i : i + batch_size])
+    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for i in range(0, len(x), batch_size):
+            total += loss.loss(model, guide, x[i : i + batch_size])
     return -total / len(x)
 
 
@@ -77,6 +78,7 @@ def fit(
     resume: bool = False,
     max_steps: int = 0,
     checkpoint_every: int = 1,
+    checkpoint_steps: int = 0,
     eval_batch_size: int = 1000,
     progress: bool = True,
 ) -> FitResult:
@@ -87,64 +89,70 @@ def fit(
             guide (PyroModule) that samples its latents under the same plate.
         data: a ``Splits`` (train, valid, test) or a plain tensor ``[N, x_dim]`` to train on.
         loss: an SVI loss; ``Trace_ELBO()`` by default. If it has ``begin_epoch(epoch)``, that is
-            called before each epoch (0-based) and the dict it returns is logged in the metrics.
+            called before each epoch (0-based; again for an epoch a resume re-enters) and the
+            dict it returns is logged in the metrics.
         run_dir: where ``metrics.csv`` and ``checkpoint.pt`` go; nothing is written if None.
-        resume: continue from ``run_dir/checkpoint.pt``.
+        resume: continue from ``run_dir/checkpoint.pt``, exactly where it stopped (even
+            mid-epoch): the result is bit for bit that of a run that never stopped.
         max_steps: stop after this many SVI steps in all (0: no limit).
         checkpoint_every: save a checkpoint every this many epochs, and always at the end.
+        checkpoint_steps: also save one every this many SVI steps (0: off).
+
+    A NaN or Inf loss raises TrainingDiverged naming the step and keeps the last checkpoint.
+    Ctrl-C finishes the SVI step in progress, saves a checkpoint (with ``run_dir``) and raises
+    KeyboardInterrupt; a second Ctrl-C stops at once.
 
     Returns:
         A FitResult with one metrics row per epoch and, for Splits, the final test ELBO.
     """
     if isinstance(data, torch.Tensor):
         data = Splits(data, data[:0], data[:0])
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}.")
+    for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
+                               ("checkpoint_every", checkpoint_every, 1),
+                               ("checkpoint_steps", checkpoint_steps, 0),
+                               ("max_steps", max_steps, 0)):  # fmt: skip
+        if value < least:
+            raise ValueError(f"train.{name} must be at least {least}, got {value}.")
     if lr <= 0:
-        raise ValueError(f"lr must be positive, got {lr}.")
+        raise ValueError(f"train.lr must be positive, got {lr}.")
+    if resume and run_dir is None:
+        raise ValueError("resume=True needs run_dir, the run to resume.")
     dev = resolve_device(device)
     model.to(dev)
     guide.to(dev)
     data = data.to(dev)
-    check = getattr(model, "check", None)
-    if check is not None:
-        for s in ("train", "valid", "test"):
-            if len(data.split(s)):
-                check(data.train_epoch(torch.Generator(dev).manual_seed(0)) if s == "train"
-                      else data.split(s))  # fmt: skip
+    _check_data(model, data)
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
+        remove_temporaries(run_dir)  # what a write killed half-way left behind
 
     pyro.set_rng_seed(seed)
     generator = torch.Generator(dev).manual_seed(seed)
     optim = Adam({"lr": lr})
     result = FitResult()
-    start_epoch = 0
-    with pyro.get_param_store().scope():
+    limits = (epochs, max_steps, checkpoint_every, checkpoint_steps)
+    loop = Loop(model, guide, optim, data, generator, run_dir, result, limits)
+    with pyro.get_param_store().scope(), loop.interrupt:
         if resume:
-            start_epoch = _restore(run_dir, model, guide, optim, generator, result)
-        svi = SVI(model, guide, optim, loss if loss is not None else Trace_ELBO())
+            position, result.history = load_training(run_dir / CHECKPOINT, model, guide, optim, dev)
+            loop.resumed(position)
+        loss = loss if loss is not None else Trace_ELBO()
+        svi = SVI(model, guide, optim, loss)
+        _settle_plate_nesting(loss, model, guide, data)
+        begin = getattr(loss, "begin_epoch", None)  # not svi.loss: SVI keeps an ELBO's method
         validate = getattr(model, "validate_data", None)
         if validate is not None:
             model.validate_data = False  # checked once above; keep it off the hot loop
         try:
-            for epoch in range(start_epoch, epochs):
-                if max_steps and result.steps >= max_steps:
-                    break
-                begin = getattr(svi.loss, "begin_epoch", None)
-                logged = begin(epoch) if begin is not None else {}  # e.g. a KL weight schedule
-                row = _epoch(svi, data, epoch, batch_size, generator, result, max_steps, progress)
-                row.update(logged or {})
+            while not loop.done():
+                logged = begin(loop.pos.epoch) if begin is not None else {}  # e.g. KL annealing
+                finished = loop.epoch(svi, batch_size, progress)
+                row = loop.row(logged)
                 if len(data.valid):
                     row["valid_elbo"] = estimate_elbo(model, guide, data.valid, eval_batch_size)
-                result.history.append(row)
-                last = epoch + 1 == epochs or bool(max_steps and result.steps >= max_steps)
-                if run_dir is not None:
-                    _write_metrics(run_dir / METRICS, result.history)
-                    if last or (epoch + 1) % checkpoint_every == 0:
-                        _save(run_dir / CHECKPOINT, model, guide, optim, generator, result, epoch)
+                loop.end_epoch(row, finished)
+            result.steps = loop.pos.step
             if len(data.test):
                 result.test_elbo = estimate_elbo(model, guide, data.test, eval_batch_size)
         finally:
@@ -155,73 +163,44 @@ def fit(
     return result
 
 
-def _epoch(svi, data, epoch, batch_size, generator, result, max_steps, progress) -> dict:
-    x = data.train_epoch(generator)
-    n = len(x)
-    perm = torch.randperm(n, generator=generator, device=x.device)
-    total, seen = 0.0, 0
-    t0 = time.perf_counter()
-    steps = range(0, n, batch_size)
-    bar = tqdm(steps, desc=f"epoch {epoch + 1}", disable=not progress, leave=False)
-    for i in bar:
-        if max_steps and result.steps >= max_steps:
-            break
-        xb = x[perm[i : i + batch_size]]
-        loss = svi.step(xb)
-        result.steps += 1
-        if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"the loss became {loss} at step {result.steps} (epoch {epoch + 1}); the last "
-                f"good checkpoint is kept. Lower train.lr or check the data."
-            )
-        total += loss
-        seen += len(xb)
-        if result.steps % 20 == 0:
-            bar.set_postfix(elbo=f"{-total / seen:.2f}")
-    seconds = time.perf_counter() - t0
-    return {"epoch": epoch + 1, "step": result.steps, "train_elbo": -total / max(seen, 1),
-            "seconds": seconds}  # fmt: skip
+def _check_data(model: Callable, data: Splits) -> None:
+    if len(data.train) == 0:
+        raise DataError(
+            "the training data are empty (N = 0); pass at least one data point, and check "
+            "data.subset and data.valid_size in the recipe."
+        )
+    check = getattr(model, "check", None)
+    for s in ("train", "valid", "test"):
+        x = data.split(s)
+        if not len(x):
+            continue
+        if s == "train":
+            x = data.train_epoch(torch.Generator(x.device).manual_seed(0))
+        if check is not None:
+            check(x)  # shape, finiteness and what the likelihood can score
+        else:
+            check_finite(x)
 
 
-def _state(optim, generator) -> dict[str, Any]:
-    return {
-        "optim": optim.get_state(),
-        "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
-    }
+def _settle_plate_nesting(loss: Any, model: Callable, guide: Callable, data: Splits) -> None:
+    """Makes vectorized Pyro ELBOs guess their ``max_plate_nesting`` now, on their own RNG
+    stream: ``loss`` and the ELBOs it wraps (as attributes, e.g. a KL warm-up's base loss).
+
+    Pyro guesses it by running the guide once at the first step, which draws random numbers;
+    that first step comes at a different point in a resumed run, so it would shift the stream.
+    """
+    x = data.train_epoch(torch.Generator(data.train.device).manual_seed(0))[:1]
+    for elbo in _elbos(loss):
+        if elbo.vectorize_particles and elbo.max_plate_nesting == math.inf:
+            with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+                elbo._guess_max_plate_nesting(model, guide, (x,), {})
 
 
-def _save(path, model, guide, optim, generator, result, epoch) -> None:
-    save_checkpoint(path, {
-        "model": model.state_dict(),
-        "guide": guide.state_dict(),
-        "epoch": epoch + 1,
-        "step": result.steps,
-        "history": result.history,
-        **_state(optim, generator),
-    })  # fmt: skip
-
-
-def _restore(run_dir, model, guide, optim, generator, result) -> int:
-    if run_dir is None:
-        raise ValueError("resume=True needs run_dir, the run to resume.")
-    state = load_checkpoint(run_dir / CHECKPOINT)
-    model.load_state_dict(state["model"])
-    guide.load_state_dict(state["guide"])
-    optim.set_state(state["optim"])
-    torch.set_rng_state(state["rng"]["torch"])
-    generator.set_state(state["rng"]["generator"])
-    result.steps = state["step"]
-    result.history = list(state["history"])
-    return state["epoch"]
-
-
-def _write_metrics(path: Path, history: list[dict]) -> None:
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    w.writerows(history)
-    write_text(path, buf.getvalue())
+def _elbos(loss: Any, depth: int = 3) -> list[ELBO]:
+    if not isinstance(loss, ELBO) or depth == 0:
+        return []
+    inner = [e for v in vars(loss).values() for e in _elbos(v, depth - 1)]
+    return [loss, *inner]
 
 
 def _summary(result: FitResult) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
+from ..distributed import SINGLE, World, all_gather
 from .estimators import MIN_KHAT_PARTICLES, mean_and_stderr, psis_khat
 from .log_weights import iter_log_weights
 
@@ -122,13 +123,15 @@ def evaluate(
     khat: bool = True,
     progress: bool = False,
     offset: int = 0,
+    world: World = SINGLE,
 ) -> Bounds:
     """ELBO, IWAE_K for every K in ``ks``, ESS and (optionally) k-hat for every row of ``x``.
 
     All estimates share one stream of max(ks) particles per data point: IWAE_K uses its first
     K particles, ELBO and ESS use all of them. ``offset`` is the dataset index of ``x[0]``: a
     shard evaluated with its offset (a multiple of ``batch_size``) gets exactly the values the
-    whole dataset would.
+    whole dataset would. Under torchrun (``world``), rank r evaluates batches r, r + W, ...
+    and every rank returns the gathered result, equal to a single process's.
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
@@ -140,11 +143,11 @@ def evaluate(
         )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    iwae, elbo, ess, khats = [], [], [], []
+    parts = {}
     devices = [x.device.index or 0] if x.device.type == "cuda" else []
     with _checked_once(model, x):
-        starts = range(0, x.shape[0], batch_size)
-        for start in tqdm(starts, desc="evaluate", disable=not progress):
+        starts = range(0, x.shape[0], batch_size)[world.rank :: world.size]
+        for start in tqdm(starts, desc="evaluate", disable=not (progress and world.is_main)):
             xb = x[start : start + batch_size]
             stream = _Stream(ks, xb.shape[0], x.device)
             kept = []
@@ -155,11 +158,14 @@ def evaluate(
                     if khat:
                         kept.append(chunk)
             i, e, s = stream.result()
-            iwae.append(i.cpu())
-            elbo.append(e.cpu())
-            ess.append(s.cpu())
-            if khat:
-                khats.append(psis_khat(torch.cat(kept)))
-    return Bounds(
-        ks, torch.cat(iwae), torch.cat(elbo), torch.cat(ess), torch.cat(khats) if khat else None
-    )
+            k = psis_khat(torch.cat(kept)) if khat else None
+            parts[start] = (i.cpu(), e.cpu(), s.cpu(), k)
+    merged = {}
+    for shard in all_gather(parts, world):  # every rank's batches, keyed by first index
+        merged.update(shard)
+    ordered = [merged[s] for s in sorted(merged)]
+
+    def cat(j: int) -> torch.Tensor:
+        return torch.cat([p[j] for p in ordered])
+
+    return Bounds(ks, cat(0), cat(1), cat(2), cat(3) if khat else None)

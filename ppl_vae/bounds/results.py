@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..storage import write_json
+from ..storage import commit, write_json
 from .evaluate import Bounds
 
 EVAL_JSON = "eval.json"
@@ -55,7 +55,7 @@ def write_results(
     os.close(fd)
     try:
         idata.to_netcdf(tmp)
-        os.replace(tmp, run_dir / EVAL_NETCDF)
+        commit(tmp, run_dir / EVAL_NETCDF)
     finally:
         Path(tmp).unlink(missing_ok=True)
     write_json(run_dir / EVAL_JSON, result)

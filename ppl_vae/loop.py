@@ -1,0 +1,164 @@
+"""The SVI epoch loop behind ``fit()``: steps, periodic checkpoints, divergence and Ctrl-C.
+
+The loop keeps its place as a ``Position`` (epoch, batch in the epoch, step), so it can stop
+anywhere (``max_steps``, Ctrl-C, a crash) and a resume continues from the last checkpoint
+exactly. A NaN or Inf loss, or NaN parameters, stop it before anything is saved: the last good
+checkpoint is never overwritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import DeferredInterrupt, Position, save_training
+from .storage import write_text
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.csv"
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or the parameters became NaN or Inf; the last good checkpoint is kept."""
+
+
+class Loop:
+    """The state of one fit(): where it stands, and how it steps, saves and stops."""
+
+    def __init__(self, model, guide, optim, data, generator, run_dir, result, limits) -> None:
+        self.model, self.guide, self.optim, self.data = model, guide, optim, data
+        self.generator, self.run_dir, self.result = generator, run_dir, result
+        self.limits = limits  # epochs, max_steps, checkpoint_every, checkpoint_steps
+        self.pos = Position()
+        self.saved: tuple[int, int, int] | None = None  # (epoch, batch, step) on disk
+        self.interrupt = DeferredInterrupt()
+
+    @property
+    def saved_step(self) -> int | None:
+        return self.saved[2] if self.saved is not None else None
+
+    def resumed(self, position: Position) -> None:
+        """Continues from a loaded checkpoint's position."""
+        self.pos = position
+        self.saved = (position.epoch, position.batch, position.step)
+
+    def done(self) -> bool:
+        epochs, max_steps, _, _ = self.limits
+        return self.pos.epoch >= epochs or bool(max_steps and self.pos.step >= max_steps)
+
+    def epoch(self, svi, batch_size: int, progress: bool) -> bool:
+        """Runs the rest of the current epoch; False if ``max_steps`` cut it short."""
+        pos, (_, max_steps, _, checkpoint_steps) = self.pos, self.limits
+        if pos.epoch_rng is None:
+            pos.epoch_rng = self.generator.get_state()
+        else:  # a resumed epoch: re-create its bits and its shuffle
+            self.generator.set_state(pos.epoch_rng)
+        x = self.data.train_epoch(self.generator)
+        perm = torch.randperm(len(x), generator=self.generator, device=x.device)
+        starts = range(pos.seen, len(x), batch_size)  # from the first data point not yet seen
+        t0 = time.perf_counter() - pos.seconds
+        with tqdm(starts, desc=f"epoch {pos.epoch + 1}", disable=not progress, leave=False) as bar:
+            for i in bar:
+                if max_steps and pos.step >= max_steps:
+                    return False
+                xb = x[perm[i : i + batch_size]]
+                loss = self.step(svi, xb)
+                pos.batch, pos.step = pos.batch + 1, pos.step + 1
+                pos.total, pos.seen = pos.total + loss, pos.seen + len(xb)
+                pos.seconds = time.perf_counter() - t0
+                if pos.step % 20 == 0:
+                    bar.set_postfix(elbo=f"{-pos.total / pos.seen:.2f}")
+                if (
+                    checkpoint_steps
+                    and pos.step % checkpoint_steps == 0
+                    and i + batch_size < len(x)
+                ):
+                    self.save()  # at the epoch's last step, end_epoch saves instead
+                self.check_interrupt()
+        return True
+
+    def end_epoch(self, row: dict[str, float], finished: bool) -> None:
+        """Logs the epoch's row, saves when due and honours a pending Ctrl-C."""
+        _, _, every, every_steps = self.limits
+        history = self.result.history
+        if finished:
+            self.pos = self.pos.next_epoch(self.generator.get_state())
+            history.append(row)
+        due = self.done() or (finished and self.pos.epoch % every == 0)
+        if due or (every_steps and self.pos.step % every_steps == 0):
+            self.save()
+        if not finished:
+            history.append(row)  # shown, not saved: a resume finishes the epoch and redoes it
+        if self.run_dir is not None:
+            write_metrics(self.run_dir / METRICS, history)
+        self.check_interrupt()
+
+    def step(self, svi, xb: torch.Tensor) -> float:
+        try:
+            loss = svi.step(xb)
+        except ValueError as e:  # a distribution refusing NaN parameters, after a NaN gradient
+            if self._finite():
+                raise
+            self.diverged(self.pos.step + 1, "the parameters became NaN or Inf", e)
+        if not math.isfinite(loss):
+            self.diverged(self.pos.step + 1, f"the loss became {loss}")
+        return loss
+
+    def _finite(self) -> bool:
+        params = [*self.model.parameters(), *self.guide.parameters()]
+        return all(bool(torch.isfinite(p).all()) for p in params)
+
+    def diverged(self, step: int, what: str, cause: BaseException | None = None) -> None:
+        kept = (f"the last good checkpoint, {self.run_dir / CHECKPOINT} at step "
+                f"{self.saved_step}, is kept" if self.saved_step is not None
+                else "no checkpoint had been written yet")  # fmt: skip
+        raise TrainingDiverged(
+            f"training diverged at step {step} (epoch {self.pos.epoch + 1}): {what}; {kept}. "
+            f"Lower train.lr, or check the data and the model."
+        ) from cause
+
+    def row(self, logged: dict | None) -> dict[str, float]:
+        p = self.pos
+        row = {"epoch": p.epoch + 1, "step": p.step, "train_elbo": -p.total / max(p.seen, 1),
+               "seconds": p.seconds}  # fmt: skip
+        row.update(logged or {})
+        return row
+
+    def save(self) -> None:
+        """Writes a checkpoint, unless the parameters are NaN: the last good one stays."""
+        at = (self.pos.epoch, self.pos.batch, self.pos.step)
+        if self.run_dir is None or self.saved == at:
+            return
+        if not self._finite():
+            self.diverged(self.pos.step, "the parameters became NaN or Inf")
+        device = self.generator.device
+        save_training(self.run_dir / CHECKPOINT, self.model, self.guide, self.optim, self.pos,
+                      self.result.history, device)  # fmt: skip
+        self.saved = at
+
+    def check_interrupt(self) -> None:
+        """After a first Ctrl-C: saves the state after the last whole step and stops."""
+        if not self.interrupt.pending:
+            return
+        if self.run_dir is None:
+            raise KeyboardInterrupt(f"interrupted after step {self.pos.step}; nothing saved.")
+        self.save()
+        raise KeyboardInterrupt(
+            f"interrupted after step {self.pos.step}; saved {self.run_dir / CHECKPOINT}. "
+            f"Continue with: ppl-vae train --resume {self.run_dir}"
+        )
+
+
+def write_metrics(path: Path, history: list[dict]) -> None:
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(history)
+    write_text(path, buf.getvalue())

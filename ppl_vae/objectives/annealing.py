@@ -1,0 +1,92 @@
+"""KL annealing (warm-up): the latent terms of any objective weighted by beta, rising to 1.
+
+A messenger, active while the base loss runs, multiplies the scale of every latent sample site,
+in the model and the guide, by beta, so each log weight becomes
+
+    log w = log p(x|z) + beta (log p(z) - log q(z|x)),
+
+which for the ELBO is E_q[log p(x|z)] - beta KL(q || p). The weight follows a linear warm-up,
+
+    beta(epoch) = start + (1 - start) min(1, epoch / warmup_epochs)   (epoch 0-based),
+
+so it is ``start`` in the first epoch and 1 from epoch ``warmup_epochs`` on. ``fit()`` calls
+``begin_epoch(epoch)`` before each epoch and logs the returned ``kl_weight``; in your own loop,
+call it yourself.
+
+References: Bowman, Vilnis, Vinyals, Dai, Jozefowicz & Bengio (2016), Generating Sentences from
+a Continuous Space; Sonderby, Raiko, Maaloe, Sonderby & Winther (2016), Ladder Variational
+Autoencoders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyro.infer import ELBO
+from pyro.poutine.messenger import Messenger
+
+from .base import ObjectiveError, is_latent
+
+
+def warmup_weight(epoch: int, warmup_epochs: int, start: float = 0.0) -> float:
+    """beta(epoch) = start + (1 - start) * min(1, epoch / warmup_epochs), epoch 0-based."""
+    return start + (1.0 - start) * min(1.0, epoch / warmup_epochs)
+
+
+class LatentScale(Messenger):
+    """Multiplies the scale of every latent (not observed) sample site by ``weight``."""
+
+    def __init__(self, weight: float):
+        super().__init__()
+        self.weight = weight
+
+    def _process_message(self, msg) -> None:
+        if is_latent(msg):
+            msg["scale"] = self.weight * msg["scale"]
+
+
+class KLWarmup(ELBO):
+    """Wraps an SVI loss: its latent sites are weighted by ``kl_weight``, set per epoch.
+
+    Args:
+        base: the objective to anneal (any Pyro ``ELBO`` here, e.g. ``Trace_ELBO()``).
+        warmup_epochs: epochs until the weight reaches 1.
+        start: the weight in the first epoch, in [0, 1].
+    """
+
+    def __init__(self, base: ELBO, warmup_epochs: int, start: float = 0.0):
+        if not isinstance(warmup_epochs, int) or warmup_epochs < 1:
+            raise ObjectiveError(
+                f"kl_warmup_epochs must be an integer >= 1, got {warmup_epochs!r}."
+            )
+        if not 0.0 <= start <= 1.0:
+            raise ObjectiveError(f"kl_start must be in [0, 1], got {start!r}.")
+        super().__init__(num_particles=base.num_particles)
+        self.base, self.warmup_epochs, self.start = base, warmup_epochs, float(start)
+        self.kl_weight = self.start
+
+    def begin_epoch(self, epoch: int) -> dict[str, float]:
+        """Sets the weight for this epoch; returns it (and the base loss's values) for logging."""
+        self.kl_weight = warmup_weight(epoch, self.warmup_epochs, self.start)
+        begin = getattr(self.base, "begin_epoch", None)
+        return {"kl_weight": self.kl_weight, **((begin(epoch) if begin else None) or {})}
+
+    def _run(self, method: Callable, *args, **kwargs):
+        # As a context rather than a wrapper, so the guide stays a module (STL and DReG detach
+        # its parameters) and every trace the base loss makes sees the scaled sites.
+        if self.kl_weight == 1.0:
+            return method(*args, **kwargs)
+        with LatentScale(self.kl_weight):
+            return method(*args, **kwargs)
+
+    def _get_trace(self, model, guide, args, kwargs):
+        return self._run(self.base._get_trace, model, guide, args, kwargs)
+
+    def loss(self, model, guide, *args, **kwargs):
+        return self._run(self.base.loss, model, guide, *args, **kwargs)
+
+    def loss_and_grads(self, model, guide, *args, **kwargs):
+        return self._run(self.base.loss_and_grads, model, guide, *args, **kwargs)
+
+    def differentiable_loss(self, model, guide, *args, **kwargs):
+        return self._run(self.base.differentiable_loss, model, guide, *args, **kwargs)

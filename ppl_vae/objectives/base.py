@@ -1,0 +1,234 @@
+"""Particle traces shared by the objectives written here (STL, DReG, MIWAE, free bits).
+
+The guide is traced under a vectorized particle plate, the model is replayed on the guide's
+latent values, and every site's log density is reduced to one number per particle and data
+point, ``[P, N]``. Two things Pyro's losses do not offer are added:
+
+- ``log q(z|x)`` evaluated with the guide's parameters detached while ``z`` keeps its
+  reparameterized path to them (for STL and DReG): the guide is run a second time through
+  ``torch.func.functional_call`` with detached parameters (``pyro.param`` values detached too),
+  replaying the latent values;
+- a hook on each latent value through which DReG rescales, particle by particle, the gradient
+  that flows back into the guide.
+
+Values carry Pyro's site scales, so the KL warm-up (which scales latent sites) applies to them.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyro
+import pyro.poutine as poutine
+import torch
+from pyro.distributions.util import scale_and_mask
+from pyro.infer import ELBO
+from pyro.poutine.messenger import Messenger
+from pyro.poutine.trace_struct import Trace
+from pyro.poutine.util import site_is_subsample
+from torch.func import functional_call
+
+DATA_PLATE = "data"
+PARTICLE_PLATE = "num_particles_vectorized"
+
+
+class ObjectiveError(ValueError):
+    """An objective that cannot be used with this model, guide or option; says what to change."""
+
+
+def is_latent(site: dict) -> bool:
+    """True for a sample site that is neither observed nor a plate's subsample site."""
+    return site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site)
+
+
+class _DetachParams(Messenger):
+    """Detaches the value of every ``pyro.param`` statement (PyroParams read the param store)."""
+
+    def _postprocess_message(self, msg) -> None:
+        if msg["type"] == "param" and isinstance(msg["value"], torch.Tensor):
+            msg["value"] = msg["value"].detach()
+
+
+def detached(guide: Callable) -> Callable:
+    """The guide with every parameter detached: same values, no gradient reaches them."""
+    if not isinstance(guide, torch.nn.Module):
+        raise ObjectiveError(
+            f"STL and DReG need a guide that is a torch.nn.Module (e.g. a PyroModule) so that "
+            f"its parameters can be detached; got {type(guide).__name__}."
+        )
+    params = {name: p.detach() for name, p in guide.named_parameters()}
+
+    def run(*args, **kwargs):
+        with warnings.catch_warnings(), _DetachParams():
+            # pyro.module() warns that detached tensors are not registered: they must not be.
+            warnings.filterwarnings("ignore", ".*was not registered in the param store")
+            return functional_call(guide, params, args, kwargs, strict=False)
+
+    return run
+
+
+@dataclass
+class Particles:
+    """One vectorized draw of P particles: the model and guide traces and their log densities.
+
+    ``q_trace`` holds the guide distributions used for log q: the guide's own trace, or its
+    re-run with detached parameters. ``values`` are the latent values the model was run on.
+    """
+
+    model_trace: Trace
+    q_trace: Trace
+    values: dict[str, torch.Tensor]
+    num_particles: int
+    plates: int
+
+    def reduce(self, t: torch.Tensor, site: dict, keep: int = 0) -> torch.Tensor:
+        """Sums ``t`` (batch dims + ``keep`` trailing dims) to ``[P, N, *kept]``."""
+        data_dim = next((f.dim for f in site["cond_indep_stack"] if f.name == DATA_PLATE), None)
+        if data_dim is None:
+            raise ObjectiveError(
+                f"sample site '{site['name']}' is not inside pyro.plate('{DATA_PLATE}', N); "
+                f"per-data-point objectives need every latent and observed site under it."
+            )
+        n = self.plates + 1
+        if t.dim() - keep > n:
+            raise ObjectiveError(
+                f"sample site '{site['name']}' has batch dimensions {list(t.shape)} beyond its "
+                f"plates; declare event dimensions with .to_event()."
+            )
+        kept = t.shape[t.dim() - keep :]
+        t = t.reshape((1,) * (n + keep - t.dim()) + t.shape)
+        other = [d for d in range(1, n) if d != n + data_dim]
+        if other:
+            t = t.sum(other, keepdim=True)
+        return t.reshape(t.shape[0], t.shape[n + data_dim], *kept)
+
+    def _sum(self, trace: Trace, names, value=None) -> torch.Tensor:
+        total = 0.0
+        for name in names:
+            site = trace.nodes[name]
+            v = site["value"] if value is None else value[name]
+            lp = scale_and_mask(site["fn"].log_prob(v), site["scale"], site["mask"])
+            total = total + self.reduce(lp, site)
+        return total
+
+    @property
+    def latents(self) -> list[str]:
+        return list(self.values)
+
+    def log_lik(self) -> torch.Tensor:
+        """log p(x|z) of the observed sites, ``[P, N]``."""
+        tr = self.model_trace
+        obs = [n for n, s in tr.nodes.items() if s["type"] == "sample" and s["is_observed"]]
+        return self._sum(tr, obs)
+
+    def log_prior(self) -> torch.Tensor:
+        """log p(z) of the latent sites (times their scale), ``[P, N]``."""
+        return self._sum(self.model_trace, self.latents)
+
+    def log_q(self) -> torch.Tensor:
+        """log q(z|x) (times the latent scale), ``[P, N]``."""
+        return self._sum(self.q_trace, self.latents, self.values)
+
+    def log_w(self) -> torch.Tensor:
+        """log w = log p(x|z) + log p(z) - log q(z|x), ``[P, N]``."""
+        return self.log_lik() + self.log_prior() - self.log_q()
+
+    def latent_scale(self) -> float:
+        """The scale that all latent sites share (the KL weight; 1 without warm-up)."""
+        scales = {float(self.q_trace.nodes[n]["scale"]) for n in self.latents}
+        scales |= {float(self.model_trace.nodes[n]["scale"]) for n in self.latents}
+        if len(scales) != 1:
+            raise ObjectiveError(f"latent sites carry different scales {sorted(scales)}.")
+        return scales.pop()
+
+    def scale_guide_gradient(self, factor: torch.Tensor) -> None:
+        """Multiplies the gradient reaching each latent value by ``factor[P, N]``."""
+        for name, v in self.values.items():
+            if not v.requires_grad:
+                continue
+            site = self.q_trace.nodes[name]
+            event = v.dim() - (self.plates + 1)
+            data_dim = next(f.dim for f in site["cond_indep_stack"] if f.name == DATA_PLATE)
+            shape = [factor.shape[0]] + [1] * self.plates + [1] * event
+            shape[self.plates + 1 + data_dim] = factor.shape[1]
+            f = factor.detach().reshape(shape)
+            v.register_hook(lambda g, f=f: g * f)
+
+
+class ParticleObjective(ELBO):
+    """Base class: a Pyro ``ELBO`` whose subclasses define ``_objective(particles)``.
+
+    ``_objective`` returns ``(value, surrogate)``: the objective summed over the batch (a bound
+    on log p(x), in nats) and a tensor whose gradient is the estimator's gradient of it.
+
+    Args:
+        num_particles: particles per data point, drawn in one vectorized pass.
+        detach_guide: evaluate log q with the guide's parameters detached (STL, DReG).
+        clone_latents: hand the model copies of the latent values, to hook their gradient.
+    """
+
+    detach_guide = False
+    clone_latents = False
+
+    def __init__(self, num_particles: int = 1):
+        super().__init__(num_particles=num_particles, vectorize_particles=True)
+
+    def _get_trace(self, model, guide, args, kwargs):
+        raise NotImplementedError("ParticleObjective draws all particles in particles().")
+
+    def particles(self, model: Callable, guide: Callable, args, kwargs) -> Particles:
+        """Traces the guide under a particle plate and replays the model on its latents."""
+        if self.max_plate_nesting == math.inf:
+            self._guess_max_plate_nesting(model, guide, args, kwargs)
+        plates = self.max_plate_nesting - (1 if self.num_particles > 1 else 0)
+        plate = pyro.plate(PARTICLE_PLATE, self.num_particles, dim=-(plates + 1))
+        guide_tr = poutine.trace(plate(guide)).get_trace(*args, **kwargs)
+        replay_tr, values = guide_tr.copy(), {}
+        for name, site in guide_tr.nodes.items():
+            if not is_latent(site):
+                continue
+            if not site["fn"].has_rsample:
+                raise ObjectiveError(
+                    f"{type(self).__name__} needs reparameterized guide sites; site '{name}' "
+                    f"draws from {type(site['fn']).__name__}, which has no rsample."
+                )
+            values[name] = site["value"].clone() if self.clone_latents else site["value"]
+            replay_tr.nodes[name] = dict(site, value=values[name])
+        model_tr = poutine.trace(poutine.replay(plate(model), trace=replay_tr)).get_trace(
+            *args, **kwargs
+        )
+        for name, site in model_tr.nodes.items():
+            if is_latent(site) and name not in values:
+                raise ObjectiveError(
+                    f"model site '{name}' is latent but the guide does not sample it."
+                )
+        q_tr = guide_tr
+        if self.detach_guide:
+            run = poutine.replay(detached(guide), trace=replay_tr)
+            run = poutine.block(run, hide_types=["param"])  # keep SVI from collecting copies
+            q_tr = poutine.trace(plate(run)).get_trace(*args, **kwargs)
+        return Particles(model_tr, q_tr, values, self.num_particles, plates)
+
+    def _objective(self, p: Particles) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        """The negative objective, summed over the batch (no gradients)."""
+        with torch.no_grad():
+            value, _ = self._objective(self.particles(model, guide, args, kwargs))
+        return -value.item()
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        """The negative objective; backpropagates the estimator's gradient into the params."""
+        value, surrogate = self._objective(self.particles(model, guide, args, kwargs))
+        if surrogate.requires_grad:
+            (-surrogate).backward()
+        return -value.item()
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        """A tensor equal to the negative objective whose gradient is the estimator's."""
+        value, surrogate = self._objective(self.particles(model, guide, args, kwargs))
+        return -(value.detach() + surrogate - surrogate.detach())
