@@ -73,7 +73,7 @@ class Gaussian(Likelihood):
         sizes = {"none": None, "scalar": 1, "pixel": x_dim}
         if learn_scale not in sizes:
             raise ValueError(f"learn_scale must be one of {sorted(sizes)}, got {learn_scale!r}.")
-        raw = torch.full((sizes[learn_scale] or 1,), _softplus_inverse(scale))
+        raw = torch.full((sizes[learn_scale] or 1,), softplus_inverse(scale))
         if sizes[learn_scale] is None:
             self.register_buffer("raw_scale", raw)
         else:
@@ -87,7 +87,8 @@ class Gaussian(Likelihood):
         return dist.Normal(out, self.scale.expand(out.shape))
 
 
-def _softplus_inverse(y: float) -> float:
+def softplus_inverse(y: float) -> float:
+    """x with softplus(x) = y, for y > 0."""
     return y + math.log(-math.expm1(-y))
 
 

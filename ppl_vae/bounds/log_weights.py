@@ -13,17 +13,8 @@ from collections.abc import Callable, Iterator
 import pyro
 import pyro.poutine as poutine
 import torch
-from pyro.poutine.util import site_is_subsample
 
-DATA_PLATE = "data"
-PARTICLE_PLATE = "num_particles_vectorized"
-
-
-def _data_dim(site: dict) -> int | None:
-    for frame in site["cond_indep_stack"]:
-        if frame.name == DATA_PLATE:
-            return frame.dim
-    return None
+from ..traces import PARTICLE_PLATE, is_scored, per_point
 
 
 def max_plate_nesting(model: Callable, guide: Callable, x: torch.Tensor) -> int:
@@ -37,33 +28,11 @@ def max_plate_nesting(model: Callable, guide: Callable, x: torch.Tensor) -> int:
         -f.dim
         for tr in (guide_tr, model_tr)
         for site in tr.nodes.values()
-        if site["type"] == "sample" and not site_is_subsample(site)
+        if is_scored(site)
         for f in site["cond_indep_stack"]
         if f.vectorized
     ]
     return max(dims, default=0)
-
-
-def _site_log_prob(site: dict, nesting: int) -> torch.Tensor:
-    """One site's log density as ``[C, N]``: summed over all dims but particles and data."""
-    lp = site["fn"].log_prob(site["value"])
-    data_dim = _data_dim(site)
-    if data_dim is None:
-        raise ValueError(
-            f"sample site '{site['name']}' is not inside pyro.plate('{DATA_PLATE}', N); "
-            f"per-data-point bounds need every latent and observed site under that plate."
-        )
-    if lp.dim() > nesting + 1:
-        raise ValueError(
-            f"sample site '{site['name']}' has batch dimensions {list(lp.shape)} beyond its "
-            f"plates; declare event dimensions with .to_event()."
-        )
-    lp = lp.reshape((1,) * (nesting + 1 - lp.dim()) + lp.shape)
-    data = nesting + 1 + data_dim
-    other = [d for d in range(1, lp.dim()) if d != data]
-    if other:
-        lp = lp.sum(other, keepdim=True)
-    return lp.reshape(lp.shape[0], lp.shape[data])
 
 
 def _chunk(model: Callable, guide: Callable, x: torch.Tensor, c: int, nesting: int) -> torch.Tensor:
@@ -74,11 +43,10 @@ def _chunk(model: Callable, guide: Callable, x: torch.Tensor, c: int, nesting: i
     log_w = x.new_zeros(c, n)
     for tr, sign in ((model_tr, 1.0), (guide_tr, -1.0)):
         for site in tr.nodes.values():
-            if site["type"] != "sample" or site_is_subsample(site):
+            if not is_scored(site) or (sign < 0 and site["is_observed"]):
                 continue  # plates are recorded as sample sites too
-            if sign < 0 and site["is_observed"]:
-                continue
-            log_w = log_w + sign * _site_log_prob(site, nesting).expand(c, n)
+            lp = per_point(site["fn"].log_prob(site["value"]), site, nesting)
+            log_w = log_w + sign * lp.expand(c, n)
     return log_w
 
 

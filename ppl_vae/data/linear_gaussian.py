@@ -79,6 +79,7 @@ class LinearGaussian:
 
     def vae(self):
         """This model as a ``ppl_vae.VAE`` with a frozen linear decoder and a fixed scale."""
+        from ..likelihoods import softplus_inverse
         from ..model import build_model
 
         model = build_model(self.z_dim, self.x_dim, "gaussian", {"scale": self.s}, hidden=[])
@@ -86,6 +87,7 @@ class LinearGaussian:
         with torch.no_grad():
             model.decoder[0].weight.copy_(self.W)
             model.decoder[0].bias.copy_(self.b)
+            model.likelihood.raw_scale.fill_(softplus_inverse(self.s))  # exact in W's dtype
         model.decoder.requires_grad_(False).train(False)
         return model
 

@@ -28,20 +28,13 @@ from pyro.distributions.util import scale_and_mask
 from pyro.infer import ELBO
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.trace_struct import Trace
-from pyro.poutine.util import site_is_subsample
 from torch.func import functional_call
 
-DATA_PLATE = "data"
-PARTICLE_PLATE = "num_particles_vectorized"
+from ..traces import DATA_PLATE, PARTICLE_PLATE, is_latent, per_point
 
 
 class ObjectiveError(ValueError):
     """An objective that cannot be used with this model, guide or option; says what to change."""
-
-
-def is_latent(site: dict) -> bool:
-    """True for a sample site that is neither observed nor a plate's subsample site."""
-    return site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site)
 
 
 class _DetachParams(Messenger):
@@ -86,24 +79,7 @@ class Particles:
 
     def reduce(self, t: torch.Tensor, site: dict, keep: int = 0) -> torch.Tensor:
         """Sums ``t`` (batch dims + ``keep`` trailing dims) to ``[P, N, *kept]``."""
-        data_dim = next((f.dim for f in site["cond_indep_stack"] if f.name == DATA_PLATE), None)
-        if data_dim is None:
-            raise ObjectiveError(
-                f"sample site '{site['name']}' is not inside pyro.plate('{DATA_PLATE}', N); "
-                f"per-data-point objectives need every latent and observed site under it."
-            )
-        n = self.plates + 1
-        if t.dim() - keep > n:
-            raise ObjectiveError(
-                f"sample site '{site['name']}' has batch dimensions {list(t.shape)} beyond its "
-                f"plates; declare event dimensions with .to_event()."
-            )
-        kept = t.shape[t.dim() - keep :]
-        t = t.reshape((1,) * (n + keep - t.dim()) + t.shape)
-        other = [d for d in range(1, n) if d != n + data_dim]
-        if other:
-            t = t.sum(other, keepdim=True)
-        return t.reshape(t.shape[0], t.shape[n + data_dim], *kept)
+        return per_point(t, site, self.plates, keep)
 
     def _sum(self, trace: Trace, names, value=None) -> torch.Tensor:
         total = 0.0
