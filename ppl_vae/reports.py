@@ -168,7 +168,8 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
         khat = r[f"khat_above_{KHAT_BAD}"]
         cells = [r["run"], r["guide"], r["objective"], r["likelihood"], str(r["n"]), _pm(r, "elbo")]
         cells += [_pm(r, f"iwae_{k}") for k in ks] + [_pm(r, f"gap_{k}") for k in ks if k > 1]
-        cells += [f"{r['ess']:.1f}", "" if math.isnan(khat) else f"{100 * khat:.1f}%"]
+        cells += ["" if math.isnan(r["ess"]) else f"{r['ess']:.1f}",
+                  "" if math.isnan(khat) else f"{100 * khat:.1f}%"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
