@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .distributed import SINGLE, World
 from .storage import CheckpointError, load_checkpoint, save_checkpoint
 
 
@@ -82,14 +83,17 @@ def save_training(
     position: Position,
     history: list[dict[str, float]],
     device: torch.device,
+    rngs: list[dict[str, Any]] | None = None,
 ) -> None:
     """Atomically writes everything a resume needs. Call it inside the param-store scope that
-    training runs in: Pyro's optimizer names its states through the param store."""
+    training runs in: Pyro's optimizer names its states through the param store. ``rngs``
+    holds every rank's RNG states in a data-parallel run (rank 0's by default)."""
     save_checkpoint(path, {
         "model": model.state_dict(),
         "guide": guide.state_dict(),
         "optim": optim.get_state(),
         "rng": rng_state(device),
+        "rng_ranks": rngs if rngs is not None else [rng_state(device)],
         "position": dataclasses.asdict(position),
         "history": history,
         "epoch": position.epoch,  # epochs completed
@@ -108,16 +112,27 @@ def load_weights(path: str | Path, model: nn.Module, guide: nn.Module) -> dict[s
 
 
 def load_training(
-    path: str | Path, model: nn.Module, guide: nn.Module, optim: Any, device: torch.device
+    path: str | Path,
+    model: nn.Module,
+    guide: nn.Module,
+    optim: Any,
+    device: torch.device,
+    world: World = SINGLE,
 ) -> tuple[Position, list[dict[str, float]]]:
-    """Loads a checkpoint into ``model``, ``guide``, ``optim`` and the global RNGs; returns the
-    position to continue from and the metrics history of the completed epochs."""
+    """Loads a checkpoint into ``model``, ``guide``, ``optim`` and the global RNGs (this rank's
+    in a data-parallel run); returns the position to continue from and the metrics history."""
     state = load_weights(path, model, guide)
+    ranks = len(state.get("rng_ranks", [state.get("rng")]))
+    if ranks != world.size:
+        raise CheckpointError(
+            f"{path} was written by {ranks} process(es) and this run has {world.size}; resume "
+            f"with --nproc_per_node={ranks} (one process per rank) to continue it exactly."
+        )
     with _mismatch(path):
         position = Position(**state["position"])
         history = [dict(row) for row in state["history"]]
         optim_state = dict(state["optim"])
-        set_rng_state(state["rng"], device)
+        set_rng_state(state.get("rng_ranks", [state["rng"]])[world.rank], device)
     optim.set_state(optim_state)
     return position, history
 

@@ -13,11 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import config, distributed
+from .anomaly import SCORES_CSV, write_scores
 from .bounds import DEFAULT_KS, evaluate, format_table, write_results
 from .checks import DataError
 from .config import RecipeError
+from .data import load_data
 from .data.root import MissingDataError
+from .pictures import write_pictures
+from .plots import plot_training_curves, write_figures
 from .registry import UnknownNameError
+from .reports import load_result, read_metrics, write_comparison
 from .run import RECIPE, RunDirError, load_recipe, load_run, train_recipe
 from .storage import CheckpointError, WriteError
 from .train import TrainingDiverged, resolve_device
@@ -55,8 +60,11 @@ def _train(a: argparse.Namespace) -> int:
         recipe, out, source = config.load(a.recipe, a.overrides), a.out, a.recipe
     else:
         raise RecipeError("give a recipe file, e.g. ppl-vae train models/mnist_bernoulli_mlp.toml")
+    world = distributed.init(resolve_device(recipe.train.device))
     run, result = train_recipe(recipe, out, a.data_dir, a.overwrite, bool(a.resume),
-                               progress=not a.no_progress, source=source)  # fmt: skip
+                               progress=not a.no_progress, source=source, world=world)  # fmt: skip
+    if not world.is_main:
+        return 0
     summary = {"run": str(run.path), "steps": result.steps, "test_elbo": result.test_elbo}
     if result.history:
         summary["seconds_per_epoch"] = sum(r["seconds"] for r in result.history) / len(
@@ -85,30 +93,83 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--data-dir", help="data root (default: $PPL_VAE_DATA, else ./data)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--per-datapoint",
+        action="store_true",
+        help=f"also write {SCORES_CSV}: IWAE log p(x) (and label) per data point",
+    )
+    p.add_argument(
+        "--dataset",
+        help="score another dataset (same binarization), e.g. fashion_mnist for anomaly scores",
+    )
+    p.add_argument("--out", help="where results go (default: RUN, or RUN/eval_<dataset>)")
 
 
 def _evaluate(a: argparse.Namespace) -> int:
     world = distributed.init(resolve_device(a.device))
     run = load_run(a.run, a.data_dir, a.device, world)
-    x = run.data.split(a.split)
-    if a.subset:
-        x = x[: a.subset]
+    data = run.data
+    if a.dataset:
+        data = load_data(a.dataset, a.data_dir, run.recipe.data.binarize).to(data.test.device)
+    x = data.split(a.split)[: a.subset or None]
+    labels = data.labels.get(a.split)
     t0 = time.perf_counter()
     result = evaluate(run.model, run.guide, x, a.k, a.chunk_size, a.batch_size, a.seed,
                       khat=not a.no_khat, progress=not a.no_progress, world=world)  # fmt: skip
     if not world.is_main:
         return 0
-    meta = {"run": str(run.path), "split": a.split, "seed": a.seed, "chunk_size": a.chunk_size,
-            "batch_size": a.batch_size, "processes": world.size,
-            "seconds": time.perf_counter() - t0}  # fmt: skip
-    out = write_results(run.path, result, meta, run.data.labels.get(a.split))
+    meta = {"run": str(run.path), "dataset": a.dataset or run.recipe.data.name, "split": a.split,
+            "seed": a.seed, "chunk_size": a.chunk_size, "batch_size": a.batch_size,
+            "processes": world.size, "seconds": time.perf_counter() - t0}  # fmt: skip
+    out_dir = Path(a.out or (run.path / f"eval_{a.dataset}" if a.dataset else run.path))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = write_results(out_dir, result, meta, labels)
+    if a.per_datapoint:
+        write_scores(out_dir / SCORES_CSV, result, labels)
     print(json.dumps(out, indent=2) if a.json else format_table(out["estimates"]))
+    return 0
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", help="evaluated run dirs (ppl-vae evaluate RUN first)")
+    p.add_argument("--out", default="reports", help="tables and figures go here (default: reports)")
+
+
+def _compare(a: argparse.Namespace) -> int:
+    results = [load_result(r) for r in a.runs]
+    paths = {**write_comparison(results, a.out), **write_figures(results, a.out)}
+    print(paths["markdown"].read_text(), end="")
+    print(json.dumps({k: str(v) for k, v in paths.items()}))
+    return 0
+
+
+def _sample_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="a run dir written by ppl-vae train")
+    p.add_argument("--out", help="where pictures go (default: RUN/pictures)")
+    p.add_argument("--n", type=int, default=64, help="prior samples (and 2x reconstructions)")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--subset", type=int, default=2000, help="data points in the latent scatter")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--data-dir", help="data root (default: $PPL_VAE_DATA, else ./data)")
+
+
+def _sample(a: argparse.Namespace) -> int:
+    run = load_run(a.run, a.data_dir, a.device)
+    out = Path(a.out or run.path / "pictures")
+    x = run.data.split(a.split)[: a.subset or None]
+    paths = write_pictures(run.model, run.guide, x, out, run.data.labels.get(a.split), a.n, a.seed)
+    paths["training_curves"] = out / "training_curves.png"
+    plot_training_curves({run.path.name: read_metrics(run.path)}, paths["training_curves"])
+    print(json.dumps({k: str(v) for k, v in paths.items()}))
     return 0
 
 
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "train": (_train_args, _train, "train a recipe into a run dir"),
     "evaluate": (_evaluate_args, _evaluate, "bound log p(x): ELBO, IWAE_K, ESS, k-hat"),
+    "compare": (_compare_args, _compare, "tables and figures comparing evaluated runs"),
+    "sample": (_sample_args, _sample, "pictures: prior samples, reconstructions, latents"),
 }
 
 

@@ -82,7 +82,8 @@ class TrainConfig:
     device: str = "cpu"
     eval_batch_size: int = 1000
     max_steps: int = 0
-    checkpoint_every: int = 1  # epochs between checkpoints (and one at the end)
+    checkpoint_every: int = 1
+    noise: str = "global"  # epochs between checkpoints (and one at the end)
     checkpoint_steps: int = 0  # also one every this many SVI steps; 0: off
 
 

@@ -98,3 +98,13 @@ class AllReduceOptim(PyroOptim):
         for p, g in zip(params, flat.split([g.numel() for g in grads]), strict=True):
             p.grad = g.view_as(p).clone()
         super().__call__(params, *args, **kwargs)
+
+
+def broadcast_parameters(modules: Iterable[torch.nn.Module], world: World) -> None:
+    """Copies rank 0's parameters and buffers to every rank, as DistributedDataParallel does."""
+    if not world.active:
+        return
+    with torch.no_grad():
+        for module in modules:
+            for t in [*module.parameters(), *module.buffers()]:
+                dist.broadcast(t.data, src=0)

@@ -8,6 +8,7 @@ checkpoint is never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -17,7 +18,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import DeferredInterrupt, Position, save_training
+from .checkpoint import DeferredInterrupt, Position, rng_state, save_training
+from .distributed import SINGLE, all_gather, all_reduce_sum, barrier
 from .storage import write_text
 
 CHECKPOINT = "checkpoint.pt"
@@ -31,10 +33,15 @@ class TrainingDiverged(FloatingPointError):
 class Loop:
     """The state of one fit(): where it stands, and how it steps, saves and stops."""
 
-    def __init__(self, model, guide, optim, data, generator, run_dir, result, limits) -> None:
+    def __init__(
+        self, model, guide, optim, data, generator, run_dir, result, limits, world=SINGLE,
+        noise=None,
+    ) -> None:  # fmt: skip
         self.model, self.guide, self.optim, self.data = model, guide, optim, data
         self.generator, self.run_dir, self.result = generator, run_dir, result
         self.limits = limits  # epochs, max_steps, checkpoint_every, checkpoint_steps
+        self.world = world  # rank r takes the r-th share of every global batch
+        self.noise = noise or (lambda indices, epoch: contextlib.nullcontext())
         self.pos = Position()
         self.saved: tuple[int, int, int] | None = None  # (epoch, batch, step) on disk
         self.interrupt = DeferredInterrupt()
@@ -61,24 +68,25 @@ class Loop:
             self.generator.set_state(pos.epoch_rng)
         x = self.data.train_epoch(self.generator)
         perm = torch.randperm(len(x), generator=self.generator, device=x.device)
-        starts = range(pos.seen, len(x), batch_size)  # from the first data point not yet seen
+        world, size = self.world, batch_size * self.world.size
+        starts = range(pos.seen, len(x), size)  # from the first data point not yet seen
         t0 = time.perf_counter() - pos.seconds
-        with tqdm(starts, desc=f"epoch {pos.epoch + 1}", disable=not progress, leave=False) as bar:
+        show = progress and world.is_main
+        with tqdm(starts, desc=f"epoch {pos.epoch + 1}", disable=not show, leave=False) as bar:
             for i in bar:
                 if max_steps and pos.step >= max_steps:
                     return False
-                xb = x[perm[i : i + batch_size]]
-                loss = self.step(svi, xb)
+                batch = perm[i : i + size]
+                if len(batch) < world.size:
+                    break  # a last global batch too small to give every rank a point
+                idx = batch.tensor_split(world.size)[world.rank]
+                loss = self.step(svi, x[idx], idx)
                 pos.batch, pos.step = pos.batch + 1, pos.step + 1
-                pos.total, pos.seen = pos.total + loss, pos.seen + len(xb)
+                pos.total, pos.seen = pos.total + loss, pos.seen + len(batch)
                 pos.seconds = time.perf_counter() - t0
                 if pos.step % 20 == 0:
                     bar.set_postfix(elbo=f"{-pos.total / pos.seen:.2f}")
-                if (
-                    checkpoint_steps
-                    and pos.step % checkpoint_steps == 0
-                    and i + batch_size < len(x)
-                ):
+                if checkpoint_steps and pos.step % checkpoint_steps == 0 and i + size < len(x):
                     self.save()  # at the epoch's last step, end_epoch saves instead
                 self.check_interrupt()
         return True
@@ -95,13 +103,19 @@ class Loop:
             self.save()
         if not finished:
             history.append(row)  # shown, not saved: a resume finishes the epoch and redoes it
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.world.is_main:
             write_metrics(self.run_dir / METRICS, history)
         self.check_interrupt()
 
-    def step(self, svi, xb: torch.Tensor) -> float:
+    def step(self, svi, xb: torch.Tensor, idx: torch.Tensor) -> float:
+        """One SVI step on this rank's share; returns the loss summed over all ranks."""
         try:
-            loss = svi.step(xb)
+            with self.noise(idx, self.pos.epoch):
+                loss = svi.step(xb)
+            if self.world.active:  # one collective for the loss and any pending Ctrl-C
+                both = torch.tensor([loss, float(self.interrupt.pending)], dtype=torch.float64)
+                loss, pending = all_reduce_sum(both, self.world).tolist()
+                self.interrupt.pending = pending > 0
         except ValueError as e:  # a distribution refusing NaN parameters, after a NaN gradient
             if self._finite():
                 raise
@@ -138,8 +152,11 @@ class Loop:
         if not self._finite():
             self.diverged(self.pos.step, "the parameters became NaN or Inf")
         device = self.generator.device
-        save_training(self.run_dir / CHECKPOINT, self.model, self.guide, self.optim, self.pos,
-                      self.result.history, device)  # fmt: skip
+        rngs = all_gather(rng_state(device), self.world)  # every rank's stream, for a resume
+        if self.world.is_main:
+            save_training(self.run_dir / CHECKPOINT, self.model, self.guide, self.optim,
+                          self.pos, self.result.history, device, rngs)  # fmt: skip
+        barrier(self.world)  # no rank goes on (or resumes) before the file is on disk
         self.saved = at
 
     def check_interrupt(self) -> None:

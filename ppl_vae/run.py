@@ -17,11 +17,12 @@ from . import config
 from .checkpoint import load_weights
 from .config import Recipe
 from .data import BINARIZATIONS, DATASETS, Splits, load_data
-from .distributed import SINGLE, World, device_for
+from .distributed import SINGLE, World, barrier, device_for
 from .guides import GUIDES, build_guide
 from .likelihoods import LIKELIHOODS
 from .model import VAE, build_model
 from .nets import ACTIVATIONS
+from .noise import NOISES
 from .objectives import OBJECTIVES, build_objective
 from .options import check_options
 from .registry import lookup
@@ -70,6 +71,7 @@ def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
     wrong one raises UnknownNameError (with the closest name) or RecipeError (key and file)."""
     d, m, g, o = recipe.data, recipe.model, recipe.guide, recipe.objective
     lookup({b: b for b in BINARIZATIONS}, d.binarize, "binarization")
+    lookup(NOISES, recipe.train.noise, "train.noise")
     for net in (m.decoder, g.encoder):
         lookup(ACTIVATIONS, net.activation, "activation")
     data_shape = {"x_dim": "the data", "image_shape": "the data", "num_outputs": "the guide"}
@@ -114,13 +116,17 @@ def train_recipe(
     resume: bool = False,
     progress: bool = True,
     source: str = "the recipe",
+    world: World = SINGLE,
 ) -> tuple[Run, FitResult]:
     """Trains a recipe into ``out`` (default ``runs/<recipe.name>``); with ``resume``, continues
     the run in ``out`` from its checkpoint (load its recipe with ``load_recipe(out)``).
-    ``source`` names the recipe's file in error messages."""
+    ``source`` names the recipe's file in error messages. Under torchrun, pass
+    ``world = ppl_vae.distributed.init()``: every rank trains, rank 0 writes the run dir."""
     out = Path(out) if out is not None else Path("runs") / recipe.name
     check_recipe(recipe, source)
-    prepare_run_dir(out, overwrite, resume)
+    if world.is_main:
+        prepare_run_dir(out, overwrite, resume)
+    barrier(world)
     data = build_data(recipe, data_dir)
     pyro.set_rng_seed(recipe.train.seed)  # the initial weights too come from the recipe's seed
     model, guide = build_parts(recipe, data)
@@ -128,14 +134,14 @@ def train_recipe(
                            **recipe.objective.options)  # fmt: skip
     if resume:  # refuse a mismatched recipe before it replaces the run's own
         load_weights(out / CHECKPOINT, model, guide)
-    config.save(recipe, out / RECIPE)
+    if world.is_main:
+        config.save(recipe, out / RECIPE)
     t = recipe.train
     result = fit(
         model, guide, data, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
         device=t.device, loss=loss, run_dir=out, resume=resume, max_steps=t.max_steps,
         checkpoint_every=t.checkpoint_every, checkpoint_steps=t.checkpoint_steps,
-        eval_batch_size=t.eval_batch_size,
-        progress=progress,
+        eval_batch_size=t.eval_batch_size, progress=progress, world=world, noise=t.noise,
     )  # fmt: skip
     return Run(out, recipe, model, guide, data), result
 

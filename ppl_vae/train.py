@@ -17,7 +17,10 @@ from pyro.optim import Adam
 from .checkpoint import load_training
 from .checks import DataError, check_finite
 from .data import Splits
+from .distributed import SINGLE, AllReduceOptim, World, broadcast_parameters, device_for
 from .loop import CHECKPOINT, METRICS, Loop, TrainingDiverged
+from .noise import NOISES
+from .registry import lookup
 from .storage import remove_temporaries, write_json
 
 SUMMARY = "summary.json"
@@ -81,6 +84,8 @@ def fit(
     checkpoint_steps: int = 0,
     eval_batch_size: int = 1000,
     progress: bool = True,
+    world: World = SINGLE,
+    noise: str = "global",
 ) -> FitResult:
     """Trains ``model`` and ``guide`` with ``pyro.infer.SVI`` and Adam.
 
@@ -97,6 +102,13 @@ def fit(
         max_steps: stop after this many SVI steps in all (0: no limit).
         checkpoint_every: save a checkpoint every this many epochs, and always at the end.
         checkpoint_steps: also save one every this many SVI steps (0: off).
+        world: this process's place under torchrun (``ppl_vae.distributed.init()``). Each of
+            the W ranks takes ``batch_size`` points of every global batch of W * batch_size,
+            gradients are summed over the ranks before each step, the reported ELBO covers all
+            ranks, and only rank 0 writes files.
+        noise: ``"global"`` (one random stream per process) or ``"per_point"`` (each data
+            point's latent noise from its own seed: results do not depend on how batches are
+            split across processes; Normal and MultivariateNormal guides).
 
     A NaN or Inf loss raises TrainingDiverged naming the step and keeps the last checkpoint.
     Ctrl-C finishes the SVI step in progress, saves a checkpoint (with ``run_dir``) and raises
@@ -115,28 +127,34 @@ def fit(
             raise ValueError(f"train.{name} must be at least {least}, got {value}.")
     if lr <= 0:
         raise ValueError(f"train.lr must be positive, got {lr}.")
+    lookup(NOISES, noise, "noise")
     if resume and run_dir is None:
         raise ValueError("resume=True needs run_dir, the run to resume.")
-    dev = resolve_device(device)
+    dev = device_for(world, resolve_device(device))
     model.to(dev)
     guide.to(dev)
     data = data.to(dev)
     _check_data(model, data)
     run_dir = Path(run_dir) if run_dir is not None else None
-    if run_dir is not None:
+    if run_dir is not None and world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_temporaries(run_dir)  # what a write killed half-way left behind
 
-    pyro.set_rng_seed(seed)
+    pyro.set_rng_seed(seed + world.rank)  # the data generator below is the same on every rank
     generator = torch.Generator(dev).manual_seed(seed)
     optim = Adam({"lr": lr})
+    if world.active:  # sums gradients over the ranks before every step
+        optim = AllReduceOptim(torch.optim.Adam, {"lr": lr}, world)
     result = FitResult()
     limits = (epochs, max_steps, checkpoint_every, checkpoint_steps)
-    loop = Loop(model, guide, optim, data, generator, run_dir, result, limits)
+    loop = Loop(model, guide, optim, data, generator, run_dir, result, limits, world,
+                NOISES[noise](seed))  # fmt: skip
     with pyro.get_param_store().scope(), loop.interrupt:
         if resume:
-            position, result.history = load_training(run_dir / CHECKPOINT, model, guide, optim, dev)
+            position, result.history = load_training(run_dir / CHECKPOINT, model, guide, optim, dev,
+                                                     world)  # fmt: skip
             loop.resumed(position)
+        broadcast_parameters([model, guide], world)
         loss = loss if loss is not None else Trace_ELBO()
         svi = SVI(model, guide, optim, loss)
         _settle_plate_nesting(loss, model, guide, data)
@@ -149,16 +167,16 @@ def fit(
                 logged = begin(loop.pos.epoch) if begin is not None else {}  # e.g. KL annealing
                 finished = loop.epoch(svi, batch_size, progress)
                 row = loop.row(logged)
-                if len(data.valid):
+                if len(data.valid) and world.is_main:
                     row["valid_elbo"] = estimate_elbo(model, guide, data.valid, eval_batch_size)
                 loop.end_epoch(row, finished)
             result.steps = loop.pos.step
-            if len(data.test):
+            if len(data.test) and world.is_main:
                 result.test_elbo = estimate_elbo(model, guide, data.test, eval_batch_size)
         finally:
             if validate is not None:
                 model.validate_data = validate
-    if run_dir is not None:
+    if run_dir is not None and world.is_main:
         write_json(run_dir / SUMMARY, _summary(result))
     return result
 

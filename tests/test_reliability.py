@@ -166,9 +166,9 @@ def test_periodic_checkpoints(tmp_path, monkeypatch):
     saved = []
     real = loop.save_training
 
-    def record(path, model, guide, optim, position, history, device):
+    def record(path, model, guide, optim, position, history, device, rngs=None):
         saved.append((position.step, position.epoch, len(history)))
-        real(path, model, guide, optim, position, history, device)
+        real(path, model, guide, optim, position, history, device, rngs)
 
     monkeypatch.setattr(loop, "save_training", record)
     _train(tmp_path, epochs=3, checkpoint_every=2, checkpoint_steps=2)

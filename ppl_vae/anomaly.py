@@ -1,0 +1,95 @@
+"""Anomaly scores: per-data-point IWAE estimates of log p(x) on disk, and the AUROC they reach.
+
+A model of one dataset gives low log p(x) to data unlike it; with s(x) = -log p(x) as the
+anomaly score, the AUROC is the chance that a random anomaly scores above a random normal point,
+
+    AUROC = P(s(x_out) > s(x_in)) + P(s(x_out) = s(x_in)) / 2
+          = (R_out - n_out (n_out + 1) / 2) / (n_out n_in),
+
+with R_out the sum of the anomalies' ranks among all n_in + n_out scores (ties get their mean
+rank): the Mann-Whitney U statistic over n_out n_in.
+
+References: Mann & Whitney (1947); Hanley & McNeil (1982), The meaning and use of the area under
+a receiver operating characteristic (ROC) curve.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .bounds import Bounds
+from .storage import write_text
+
+SCORES_CSV = "scores.csv"
+
+
+def write_scores(path: str | Path, bounds: Bounds, labels: torch.Tensor | None = None) -> Path:
+    """Writes one row per data point: ``datapoint``, ``label`` (when known), ``log_p`` (IWAE at
+    the largest K, the best estimate of log p(x)), ``elbo`` and ``iwae_K`` for every K."""
+    path = Path(path)
+    head = ["datapoint"] + (["label"] if labels is not None else [])
+    head += ["log_p", "elbo"] + [f"iwae_{k}" for k in bounds.ks]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(head)
+    iwae = bounds.iwae.tolist()
+    for i in range(bounds.n):
+        row = [i] + ([int(labels[i])] if labels is not None else [])
+        row += [repr(iwae[i][-1]), repr(bounds.elbo[i].item())] + [repr(v) for v in iwae[i]]
+        w.writerow(row)
+    write_text(path, buf.getvalue())
+    return path
+
+
+def read_scores(path: str | Path, column: str = "log_p") -> np.ndarray:
+    """One column of a scores CSV (default: ``log_p``) as float64."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and column not in rows[0]:
+        raise ValueError(f"{path} has no column {column!r}; it has {', '.join(rows[0])}.")
+    return np.array([float(r[column]) for r in rows], dtype=np.float64)
+
+
+def _ranks(v: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``v``, ties sharing their mean rank."""
+    order = np.argsort(v, kind="stable")
+    sorted_v = v[order]
+    starts = np.flatnonzero(np.r_[True, sorted_v[1:] != sorted_v[:-1]])
+    ends = np.r_[starts[1:], len(v)]
+    mean_rank = (starts + ends + 1) / 2  # ranks starts+1 .. ends, averaged
+    ranks = np.empty(len(v))
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
+
+
+def auroc(scores_in: np.ndarray, scores_out: np.ndarray) -> float:
+    """P(s_out > s_in) + P(s_out = s_in) / 2 for anomaly scores s (higher = more anomalous) of
+    normal data ``scores_in`` and anomalies ``scores_out``; 1 separates them perfectly, 0.5 is
+    chance. For log p(x), pass ``-log_p``."""
+    s_in = np.asarray(scores_in, dtype=np.float64).ravel()
+    s_out = np.asarray(scores_out, dtype=np.float64).ravel()
+    if len(s_in) == 0 or len(s_out) == 0:
+        raise ValueError("auroc needs at least one normal and one anomalous score.")
+    if not (np.isfinite(s_in).all() and np.isfinite(s_out).all()):
+        raise ValueError("auroc got NaN or infinite scores; check the evaluation that made them.")
+    ranks = _ranks(np.concatenate([s_in, s_out]))
+    n_in, n_out = len(s_in), len(s_out)
+    u = ranks[n_in:].sum() - n_out * (n_out + 1) / 2
+    return float(u / (n_in * n_out))
+
+
+def separation(log_p_in: np.ndarray, log_p_out: np.ndarray) -> dict[str, float]:
+    """AUROC of the score -log p(x) for telling ``out`` data from ``in`` data, with the mean
+    log p(x) of each."""
+    return {
+        "auroc": auroc(-np.asarray(log_p_in), -np.asarray(log_p_out)),
+        "n_in": len(log_p_in),
+        "n_out": len(log_p_out),
+        "mean_log_p_in": float(np.mean(log_p_in)),
+        "mean_log_p_out": float(np.mean(log_p_out)),
+    }

@@ -1,0 +1,202 @@
+"""Figures of evaluated runs, drawn with matplotlib's object API on the Agg canvas.
+
+Every function returns a ``matplotlib.figure.Figure`` (shown inline by Jupyter) and, given
+``path``, also writes it as a PNG. Figures are made without ``pyplot``, so nothing here touches
+the global backend or keeps figures alive; matplotlib is imported only when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .reports import KHAT_BAD, RunResult, gap
+
+KHAT_OK = 0.5  # Vehtari et al. (2024): below 0.5 the importance-sampling estimate is reliable
+
+
+def _figure(nrows: int = 1, ncols: int = 1, width: float = 6.0, height: float = 4.0):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def _finish(fig, path: str | Path | None):
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=90)
+    return fig
+
+
+def plot_bound_vs_k(
+    results: Sequence[RunResult], path: str | Path | None = None, exact: float | None = None
+):
+    """Left: IWAE_K against K (log scale) with standard-error bars, one line per run, each run's
+    ELBO dashed in its colour and, if given, the exact log p(x) dotted black. Right: the gap
+    IWAE_K - ELBO, whose error bars are the standard error of the per-data-point difference:
+    it cancels the spread of log p(x) across data points, which dominates the left bars."""
+    fig, ((ax, gap_ax),) = _figure(1, 2, width=5.0)
+    for i, res in enumerate(results):
+        rows = [res.estimate("iwae", k) for k in res.ks]
+        ks = [r["k"] for r in rows]
+        elbo = res.estimate("elbo")["mean"]
+        ax.errorbar(ks, [r["mean"] for r in rows], yerr=[r["stderr"] for r in rows],
+                    marker="o", capsize=3, color=f"C{i}", label=res.label)  # fmt: skip
+        ax.axhline(elbo, color=f"C{i}", ls="--", lw=1)
+        gaps = np.array([gap(res, k) for k in ks])
+        se = None if np.isnan(gaps[:, 1]).any() else gaps[:, 1]
+        gap_ax.errorbar(ks, gaps[:, 0], yerr=se, marker="o", capsize=3, color=f"C{i}")
+        if exact is not None:
+            gap_ax.axhline(exact - elbo, color=f"C{i}", ls=":", lw=1)
+    if exact is not None:
+        ax.axhline(exact, color="black", ls=":", label="exact log p(x)")
+    for a in (ax, gap_ax):
+        a.set_xscale("log")
+        a.set_xlabel("K (importance samples)")
+    ax.set_ylabel("nats per data point")
+    ax.set_title("IWAE_K (solid), ELBO (dashed)")
+    gap_ax.set_ylabel("nats per data point")
+    gap_ax.set_title("IWAE_K - ELBO" + (" (dotted: log p(x) - ELBO)" if exact is not None else ""))
+    fig.legend(loc="outside lower center", ncols=min(len(results) + (exact is not None), 3),
+               fontsize="small")  # fmt: skip
+    return _finish(fig, path)
+
+
+def plot_khat(results: Sequence[RunResult], path: str | Path | None = None):
+    """Per run, a histogram of PSIS k-hat over data points and arviz's k-hat plot by data point,
+    both with the thresholds 0.5 and 0.7 marked."""
+    import arviz as az
+
+    runs = [r for r in results if r.per_datapoint is not None and "khat" in r.per_datapoint]
+    if not runs:
+        raise ValueError("no run has per-data-point k-hat; evaluate with a K >= 21 and k-hat on.")
+    fig, axes = _figure(len(runs), 2, width=5.0, height=3.2)
+    for (hist, scatter), res in zip(axes, runs, strict=True):
+        khat = res.per_datapoint["khat"]
+        hist.hist(khat.values, bins=40, color="C0")
+        for line, style in ((KHAT_OK, "--"), (KHAT_BAD, "-")):
+            hist.axvline(line, color="C3", ls=style, label=f"k-hat = {line}")
+        hist.set_xlabel("PSIS k-hat")
+        hist.set_ylabel("data points")
+        hist.set_title(res.label, fontsize="small")
+        hist.legend(fontsize="small")
+        elpd = az.ELPDData(data=[khat, KHAT_BAD], index=["pareto_k", "good_k"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # matplotlib deprecations raised inside arviz
+            az.plot_khat(
+                elpd,
+                ax=scatter,
+                show_hlines=True,
+                show_bins=True,
+                markersize=12,
+                textsize=9,
+                hlines_kwargs={"hlines": [KHAT_OK, KHAT_BAD, 1.0], "color": "C3", "zorder": 1},
+            )
+        scatter.set_title(f"k-hat by data point (K={res.estimate('elbo')['k']})", fontsize="small")
+    return _finish(fig, path)
+
+
+def plot_gap(results: Sequence[RunResult], path: str | Path | None = None):
+    """Scatter of the per-data-point gap IWAE_Kmax - ELBO against the data point's ELBO."""
+    fig, ((ax,),) = _figure()
+    for i, res in enumerate(results):
+        ds = res.per_datapoint
+        if ds is None:
+            continue
+        k = max(res.ks)
+        gap = ds["iwae"].sel(k=k).values - ds["elbo"].values
+        ax.scatter(ds["elbo"].values, gap, s=6, alpha=0.5, color=f"C{i}",
+                   label=f"{res.label}, K={k}")  # fmt: skip
+    ax.set_xlabel("ELBO of the data point (nats)")
+    ax.set_ylabel("IWAE_K - ELBO (nats)")
+    ax.set_title("Per-data-point gap between IWAE and ELBO")
+    ax.legend(fontsize="small", markerscale=3)
+    return _finish(fig, path)
+
+
+def plot_training_curves(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path | None = None
+):
+    """Train (solid) and validation (dashed) ELBO per epoch, from rows of ``metrics.csv``
+    keyed by run label."""
+    fig, ((ax,),) = _figure()
+    for i, (label, rows) in enumerate(curves.items()):
+        for key, style, marker in (("train_elbo", "-", "o"), ("valid_elbo", "--", "s")):
+            pts = [(r["epoch"], r[key]) for r in rows if key in r]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), style, marker=marker, color=f"C{i}",
+                        fillstyle="none" if marker == "s" else "full",
+                        label=f"{key.split('_')[0]}: {label}")  # fmt: skip
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("ELBO (nats per data point)")
+    ax.set_title("Training curves")
+    ax.legend(fontsize="small")
+    return _finish(fig, path)
+
+
+def plot_latent(
+    z2: Any,
+    labels: Any = None,
+    path: str | Path | None = None,
+    axis_names: Sequence[str] = ("z_1", "z_2"),
+):
+    """Scatter of 2-D latent codes ``[N, 2]``, coloured by class label when given."""
+    z2 = np.asarray(z2)
+    fig, ((ax,),) = _figure(width=5.5, height=5.0)
+    if labels is None:
+        ax.scatter(z2[:, 0], z2[:, 1], s=4, alpha=0.6)
+    else:
+        labels = np.asarray(labels)
+        for c in np.unique(labels):
+            m = labels == c
+            ax.scatter(z2[m, 0], z2[m, 1], s=4, alpha=0.6, label=str(c))
+        ax.legend(title="label", fontsize="small", markerscale=3, loc="best")
+    ax.set_xlabel(axis_names[0])
+    ax.set_ylabel(axis_names[1])
+    ax.set_title("Latent codes of test images")
+    return _finish(fig, path)
+
+
+def plot_scores(
+    scores: Mapping[str, Any],
+    path: str | Path | None = None,
+    title: str = "Per-data-point scores",
+    xlabel: str = "IWAE log p(x) (nats)",
+):
+    """Overlaid histograms of per-data-point scores (e.g. IWAE log p(x)) keyed by dataset."""
+    fig, ((ax,),) = _figure()
+    values = {k: np.asarray(v, dtype=float) for k, v in scores.items()}
+    lo = min(v.min() for v in values.values())
+    hi = max(v.max() for v in values.values())
+    bins = np.linspace(math.floor(lo), math.ceil(hi), 60)
+    for i, (name, v) in enumerate(values.items()):
+        ax.hist(v, bins=bins, alpha=0.5, color=f"C{i}", label=f"{name} (n={len(v)})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("data points")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return _finish(fig, path)
+
+
+def write_figures(results: Sequence[RunResult], out_dir: str | Path) -> dict[str, Path]:
+    """Writes ``bound_vs_k.png``, ``khat.png`` (when a run has k-hat), ``gap.png`` and
+    ``training_curves.png`` (when a run has metrics) into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    paths = {"bound_vs_k": out / "bound_vs_k.png", "gap": out / "gap.png"}
+    plot_bound_vs_k(results, paths["bound_vs_k"])
+    plot_gap(results, paths["gap"])
+    if any(r.per_datapoint is not None and "khat" in r.per_datapoint for r in results):
+        paths["khat"] = out / "khat.png"
+        plot_khat(results, paths["khat"])
+    if any(r.metrics for r in results):
+        paths["training_curves"] = out / "training_curves.png"
+        plot_training_curves({r.label: r.metrics for r in results}, paths["training_curves"])
+    return paths

@@ -1,0 +1,257 @@
+"""Reports from tiny runs: ``ppl-vae compare`` tables against eval.json and the per-data-point
+scores, the figures it writes, ``ppl-vae sample`` pictures, and AUROC of anomaly scores."""
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ppl_vae import LinearGaussian, build_guide
+from ppl_vae.anomaly import auroc, read_scores, separation, write_scores
+from ppl_vae.bounds import evaluate
+from ppl_vae.cli import main
+from ppl_vae.pictures import interpolations, latent_2d, reconstructions
+from ppl_vae.reports import comparison_table, from_bounds, to_markdown
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+KS = [1, 10, 50]
+QUIET = ["--no-progress"]
+
+
+def _png(path: Path) -> tuple[int, int]:
+    assert path.is_file() and path.stat().st_size > 0, path
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        return im.size
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two linear-Gaussian runs trained differently, evaluated on 120 test points."""
+    root = tmp_path_factory.mktemp("runs")
+    settings = {"well": ["train.epochs=2"], "poor": ["train.epochs=1", "train.lr=0.001"]}
+    for name, sets in settings.items():
+        sets = [a for s in [*sets, "data.subset=300"] for a in ("--set", s)]
+        assert main(["train", str(MODELS / "linear_gaussian.toml"), "--out", str(root / name),
+                     *sets, *QUIET]) == 0  # fmt: skip
+        k = [str(k) for k in KS]
+        assert main(["evaluate", str(root / name), "--k", *k, "--subset", "120", "--batch-size",
+                     "50", "--chunk-size", "25", "--per-datapoint", *QUIET]) == 0  # fmt: skip
+    return [root / name for name in settings]
+
+
+def test_compare_table_matches_eval_json(runs, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["compare", *map(str, runs), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = list(csv.DictReader(open(out / "compare.csv")))
+    expected = ["run", "guide", "objective", "likelihood", "n", "k_max", "elbo", "elbo_se"]
+    expected += [c for k in KS for c in (f"iwae_{k}", f"iwae_{k}_se")]
+    expected += [c for k in KS for c in (f"gap_{k}", f"gap_{k}_se")]
+    expected += ["ess", "khat_above_0.7"]
+    assert list(rows[0]) == expected
+    assert [r["run"] for r in rows] == ["well", "poor"]
+    for row, run in zip(rows, runs, strict=True):
+        assert (row["guide"], row["objective"], row["likelihood"]) == ("diagonal", "elbo",
+                                                                       "gaussian")  # fmt: skip
+        saved = {(e["estimator"], e["k"]): e for e in json.loads((run / "eval.json").read_text())
+                 ["estimates"]}  # fmt: skip
+        assert int(row["n"]) == 120 and int(row["k_max"]) == 50
+        # The CSV writes floats with repr, so they must equal eval.json exactly.
+        assert float(row["elbo"]) == saved["elbo", 50]["mean"]
+        assert float(row["elbo_se"]) == saved["elbo", 50]["stderr"]
+        for k in KS:
+            assert float(row[f"iwae_{k}"]) == saved["iwae", k]["mean"]
+            assert float(row[f"iwae_{k}_se"]) == saved["iwae", k]["stderr"]
+        assert float(row["ess"]) == saved["ess", 50]["mean"]
+        assert float(row["khat_above_0.7"]) == saved["khat_above_0.7", 50]["mean"]
+        # The gap and its paired standard error, recomputed from scores.csv (a second path).
+        elbo = read_scores(run / "scores.csv", "elbo")
+        for k in KS:
+            gap = read_scores(run / "scores.csv", f"iwae_{k}") - elbo
+            assert float(row[f"gap_{k}"]) == pytest.approx(gap.mean(), abs=1e-9)
+            se = gap.std(ddof=1) / math.sqrt(len(gap))
+            assert float(row[f"gap_{k}_se"]) == pytest.approx(se, rel=1e-9)
+        assert float(row["gap_50"]) == pytest.approx(
+            saved["iwae", 50]["mean"] - saved["elbo", 50]["mean"], abs=1e-9
+        )
+    md = (out / "compare.md").read_text()
+    assert md in printed
+    lines = md.strip().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| run | guide | objective | likelihood | N")
+    assert "IWAE_50" in lines[0] and "gap_10" in lines[0] and "k-hat > 0.7" in lines[0]
+    well = lines[2].split(" | ")
+    assert well[0] == "| well" and well[5].startswith(f"{float(rows[0]['elbo']):.2f} ± ")
+    for name in ("bound_vs_k", "khat", "gap", "training_curves"):
+        w, h = _png(out / f"{name}.png")
+        assert w > 200 and h > 200
+    assert _png(out / "khat.png")[1] > _png(out / "gap.png")[1]  # one row of panels per run
+
+
+def test_compare_refuses_runs_without_evaluation(runs, tmp_path, capsys):
+    bare = tmp_path / "bare"
+    assert main(["train", str(MODELS / "linear_gaussian.toml"), "--out", str(bare), "--set",
+                 "train.max_steps=2", "--set", "data.subset=100", *QUIET]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["compare", str(runs[0]), str(bare), "--out", str(tmp_path / "r")]) == 2
+    assert f"ppl-vae evaluate {bare}" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "missing")]) == 2
+
+
+def test_per_datapoint_scores_match_netcdf(runs):
+    import arviz as az
+
+    ds = az.from_netcdf(runs[0] / "eval.nc")["bounds"]
+    rows = list(csv.DictReader(open(runs[0] / "scores.csv")))
+    assert list(rows[0]) == ["datapoint", "log_p", "elbo", "iwae_1", "iwae_10", "iwae_50"]
+    assert len(rows) == 120
+    np.testing.assert_array_equal(read_scores(runs[0] / "scores.csv"),
+                                  ds["iwae"].sel(k=50).values)  # fmt: skip
+    np.testing.assert_array_equal(read_scores(runs[0] / "scores.csv", "elbo"), ds["elbo"].values)
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        read_scores(runs[0] / "scores.csv", "nope")
+
+
+def test_table_with_the_exact_posterior_has_no_gap():
+    """With q(z|x) = p(z|x) every log weight is log p(x): IWAE_K = ELBO = the exact mean,
+    the gap is 0 and ESS = K (float64, so to rounding)."""
+    truth = LinearGaussian.random(x_dim=6, z_dim=2, seed=3, dtype=torch.float64)
+    x = truth.sample(40, torch.Generator().manual_seed(0))
+    exact = truth.log_prob(x).mean().item()
+    model, guide = truth.vae(), truth.exact_guide()
+    a = from_bounds("exact", evaluate(model, guide, x, [1, 10, 30], 10, khat=False), "exact")
+    b = from_bounds("short", evaluate(model, guide, x, [1, 5], khat=False), "exact")
+    rows = comparison_table([a, b])
+    for k in (1, 10, 30):
+        assert rows[0][f"iwae_{k}"] == pytest.approx(exact, abs=1e-8)
+        assert rows[0][f"gap_{k}"] == pytest.approx(0.0, abs=1e-8)
+    assert rows[0]["ess"] == pytest.approx(30, rel=1e-8)
+    assert rows[1]["ess"] == pytest.approx(5, rel=1e-8)
+    assert math.isnan(rows[1]["iwae_30"]) and math.isnan(rows[1]["gap_10"])
+    assert rows[1]["iwae_5"] == pytest.approx(exact, abs=1e-8) and math.isnan(rows[0]["iwae_5"])
+    md = to_markdown(rows).splitlines()
+    assert "(K_max)" in md[0]  # the runs reach different K
+    cells = md[3].split(" | ")
+    assert cells[md[0].split(" | ").index("IWAE_30")] == ""
+    with pytest.raises(ValueError, match="at least one run"):
+        comparison_table([])
+
+
+def _brute_auroc(s_in, s_out):
+    greater = (s_out[:, None] > s_in[None, :]).mean()
+    equal = (s_out[:, None] == s_in[None, :]).mean()
+    return greater + equal / 2
+
+
+def test_auroc_against_pairwise_counts():
+    g = np.random.default_rng(0)
+    for n_in, n_out in ((1, 1), (7, 3), (50, 80)):
+        s_in = g.integers(0, 6, n_in).astype(float)  # many ties
+        s_out = g.integers(2, 9, n_out).astype(float)
+        assert auroc(s_in, s_out) == pytest.approx(_brute_auroc(s_in, s_out), abs=1e-12)
+    a = np.arange(5.0)
+    assert auroc(a, a + 10) == 1.0 and auroc(a + 10, a) == 0.0 and auroc(a, a) == 0.5
+    res = separation(log_p_in=-a, log_p_out=-a - 10)
+    assert res["auroc"] == 1.0 and res["mean_log_p_out"] == -12.0
+    with pytest.raises(ValueError, match="at least one"):
+        auroc([], [1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        auroc([np.nan], [1.0])
+
+
+def test_write_scores_round_trip(tmp_path):
+    truth = LinearGaussian.random(x_dim=4, z_dim=2, seed=1, dtype=torch.float64)
+    x = truth.sample(12, torch.Generator().manual_seed(0))
+    guide = build_guide("diagonal", 4, 2, hidden=[]).double()
+    b = evaluate(truth.vae(), guide, x, [1, 7], khat=False)
+    path = write_scores(tmp_path / "s.csv", b, torch.arange(12) % 3)
+    rows = list(csv.DictReader(open(path)))
+    assert [int(r["label"]) for r in rows] == [i % 3 for i in range(12)]
+    np.testing.assert_array_equal(read_scores(path), b.iwae[:, -1].numpy())
+    np.testing.assert_array_equal(read_scores(path, "iwae_1"), b.iwae[:, 0].numpy())
+
+
+def test_latent_2d_is_identity_in_2d_and_pca_otherwise():
+    torch.manual_seed(0)
+    x = torch.randn(300, 10)
+    g2 = build_guide("diagonal", 10, 2, hidden=[16])
+    z2, names = latent_2d(g2, x)
+    assert names == ("z_1", "z_2")
+    torch.testing.assert_close(z2, g2.distribution(x).mean.double())
+    g5 = build_guide("diagonal", 10, 5, hidden=[16])
+    p, names = latent_2d(g5, x)
+    assert names[0].startswith("PC 1")
+    z = g5.distribution(x).mean.double()
+    top = torch.linalg.eigvalsh(torch.cov(z.T)).flip(0)[:2]
+    cov = torch.cov(p.T)
+    torch.testing.assert_close(cov.diagonal(), top, rtol=1e-6, atol=1e-9)
+    assert abs(cov[0, 1].item()) < 1e-9 * top[0].item()
+
+
+@pytest.fixture(scope="module")
+def mnist_run(tmp_path_factory):
+    if not (Path(os.environ["PPL_VAE_DATA"]) / "MNIST" / "raw").is_dir():
+        pytest.skip("real datasets not found; set PPL_VAE_DATA")
+    out = tmp_path_factory.mktemp("mnist") / "run"
+    assert main(["train", str(MODELS / "mnist_bernoulli_mlp.toml"), "--out", str(out), "--set",
+                 "train.max_steps=3", "--set", "data.subset=200", "--set", "train.batch_size=50",
+                 *QUIET]) == 0  # fmt: skip
+    return out
+
+
+def test_sample_writes_pictures(mnist_run, tmp_path, capsys):
+    out = tmp_path / "pics"
+    assert main(["sample", str(mnist_run), "--out", str(out), "--n", "16", "--subset", "100"]) == 0
+    paths = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(paths) == {"samples", "reconstructions", "interpolations", "latent",
+                          "training_curves"}  # fmt: skip
+    tile = 28 + 2  # each image plus its padding
+    assert _png(out / "samples.png") == (4 * tile + 2,) * 2  # 16 samples, 4 per row
+    assert _png(out / "reconstructions.png") == (8 * tile + 2, 2 * tile + 2)  # 8 in, 8 out
+    assert _png(out / "interpolations.png") == (10 * tile + 2, 8 * tile + 2)  # 8 pairs x 10
+    for name in ("latent", "training_curves"):
+        assert min(_png(out / f"{name}.png")) > 200
+
+
+def test_grids_put_the_inputs_where_they_belong(mnist_run):
+    from ppl_vae import load_run
+
+    run = load_run(mnist_run)
+    x = run.data.test[:6]
+    grid = reconstructions(run.model, run.guide, x, nrow=3)  # rows: in, out, in, out
+    tile = lambda g, r, c: g[0, 2 + 30 * r : 30 * (r + 1), 2 + 30 * c : 30 * (c + 1)]
+    for i in range(6):
+        r, c = 2 * (i // 3), i % 3
+        torch.testing.assert_close(tile(grid, r, c), x[i].reshape(28, 28))
+    recon = run.model.likelihood(run.model.decoder(run.guide.distribution(x).mean)).mean
+    torch.testing.assert_close(tile(grid, 1, 0), recon[0].reshape(28, 28).detach())
+    grid = interpolations(run.model, run.guide, x[:2], x[2:4], steps=5)
+    torch.testing.assert_close(tile(grid, 1, 0), x[1].reshape(28, 28))
+    torch.testing.assert_close(tile(grid, 1, 6), x[3].reshape(28, 28))
+
+
+def test_sample_refuses_vector_data(runs, capsys):
+    assert main(["sample", str(runs[0]), "--out", str(runs[0] / "p")]) == 2
+    assert "image" in capsys.readouterr().err
+
+
+def test_evaluate_another_dataset_keeps_the_runs_own_results(mnist_run, capsys):
+    common = ["--k", "1", "5", "--no-khat", "--subset", "30", "--per-datapoint", *QUIET]
+    assert main(["evaluate", str(mnist_run), *common]) == 0
+    own = (mnist_run / "eval.json").read_text()
+    assert main(["evaluate", str(mnist_run), "--dataset", "fashion_mnist", *common]) == 0
+    assert (mnist_run / "eval.json").read_text() == own
+    other = mnist_run / "eval_fashion_mnist"
+    assert json.loads((other / "eval.json").read_text())["dataset"] == "fashion_mnist"
+    rows = list(csv.DictReader(open(other / "scores.csv")))
+    assert len(rows) == 30 and list(rows[0])[:3] == ["datapoint", "label", "log_p"]
+    fashion_labels = [9, 2, 1, 1, 6]  # the first FashionMNIST test labels
+    assert [int(r["label"]) for r in rows[:5]] == fashion_labels
+    capsys.readouterr()
