@@ -17,8 +17,9 @@ differentiation.
 The rows of the encoder's output layer that give the flow parameters start with zero weights
 (their biases keep PyTorch's random start), so that at first every x gets the same flow and
 training adds the dependence on x. Amortized flows started with random x-dependence train far
-more slowly: on the linear-Gaussian posterior of ``tests/test_guides.py``, a Sylvester guide
-ended 0.23 nats from log p(x) after a budget that takes it to 0.02 nats with this start.
+more slowly: in one measurement on the linear-Gaussian posterior of ``tests/test_guides.py``
+(two Sylvester maps after the affine map, 425 SVI steps), the ELBO gap was 0.23 nats with a
+random start and 0.018 nats with this one.
 
 References: Rezende & Mohamed (2015), Variational Inference with Normalizing Flows.
 """
