@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _train_eval import REPO, add_budget_args, train_and_evaluate
+
 RECIPE = REPO / "models" / "mnist_iwae_1layer.toml"
 
 # run name -> (objective, K); Burda, Grosse & Salakhutdinov (2016), Table 1, one stochastic
@@ -36,51 +35,26 @@ RUNS = {
 BURDA_NLL = {1: 86.76, 5: 85.54, 50: 84.78}
 
 
-def _run(cmd: list[str]) -> tuple[str, float]:
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    seconds = time.perf_counter() - t0
-    if done.returncode != 0:
-        sys.exit(f"command failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr}")
-    return done.stdout, seconds
-
-
-def train_and_evaluate(name: str, a: argparse.Namespace) -> dict:
+def objective_figures(name: str, a: argparse.Namespace) -> dict:
     """Trains one objective into ``a.out/name``, evaluates it, returns its figures."""
     objective, k = RUNS[name]
     out = Path(a.out) / name
-    sets = [f"objective.name={objective}", f"objective.num_particles={k}",
-            f"train.epochs={a.epochs}", f"train.seed={a.seed}", f"train.device={a.device}",
-            f"data.subset={a.subset}", *a.set]  # fmt: skip
-    train = [sys.executable, "-m", "ppl_vae", "train", str(RECIPE), "--out", str(out),
-             "--overwrite", "--no-progress"]  # fmt: skip
-    train += [arg for s in sets for arg in ("--set", s)]
-    if a.data_dir:
-        train += ["--data-dir", a.data_dir]
-    stdout, train_seconds = _run(train)
-    summary = json.loads(stdout.strip().splitlines()[-1])
-    evaluate = [sys.executable, "-m", "ppl_vae", "evaluate", str(out), "--k", str(a.k), "--json",
-                "--no-progress", "--device", a.device]  # fmt: skip
-    if a.eval_subset:
-        evaluate += ["--subset", str(a.eval_subset)]
-    if a.data_dir:
-        evaluate += ["--data-dir", a.data_dir]
-    stdout, eval_seconds = _run(evaluate)
-    estimates = json.loads(stdout)["estimates"]
-    iwae = next(r for r in estimates if r["estimator"] == "iwae" and r["k"] == a.k)
+    sets = [f"objective.name={objective}", f"objective.num_particles={k}"]
+    run = train_and_evaluate(RECIPE, out, sets, a)
+    iwae = run.estimate("iwae", a.k)
     return {
         "run": str(out),
         "objective": objective,
         "num_particles": k,
         "epochs": a.epochs,
-        "steps": summary["steps"],
+        "steps": run.summary["steps"],
         f"test_nll_iwae{a.k}": -iwae["mean"],
         "stderr": iwae["stderr"],
         "n_test": iwae["n"],
-        "test_elbo": summary["test_elbo"],
-        "train_seconds": train_seconds,
-        "seconds_per_epoch": summary.get("seconds_per_epoch"),
-        "eval_seconds": eval_seconds,
+        "test_elbo": run.summary["test_elbo"],
+        "train_seconds": run.train_seconds,
+        "seconds_per_epoch": run.summary.get("seconds_per_epoch"),
+        "eval_seconds": run.eval_seconds,
         "burda_nll_3280_epochs": BURDA_NLL.get(k),
     }
 
@@ -88,20 +62,11 @@ def train_and_evaluate(name: str, a: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
-    p.add_argument("--epochs", type=int, default=20, help="the same for every run")
-    p.add_argument("--subset", type=int, default=0, help="train on the first N images (0: all)")
-    p.add_argument("--eval-subset", type=int, default=0, help="score the first N test images")
-    p.add_argument("--k", type=int, default=5000, help="importance samples for the test NLL")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--out", default="runs/compare_objectives", help="parent folder of the runs")
-    p.add_argument("--data-dir", help="data root (default: $PPL_VAE_DATA, else ./data)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="a further recipe override for every run (repeatable)")  # fmt: skip
+    add_budget_args(p, "runs/compare_objectives", 5000, "run")
     a = p.parse_args(argv)
     results = []
     for name in a.runs:
-        results.append(train_and_evaluate(name, a))
+        results.append(objective_figures(name, a))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # progress, one line a run
     print(json.dumps({"recipe": str(RECIPE.relative_to(REPO)), "runs": results}, indent=2))
     return 0
