@@ -36,18 +36,19 @@ def lg():
     return truth, truth.vae(), x
 
 
-class WideGuide(PyroModule):
-    """An imperfect guide: the exact posterior mean, a diagonal 1.5x too wide."""
+class OffGuide(PyroModule):
+    """An imperfect diagonal guide: N(mean + shift * sd, (widen * sd)^2), with mean and sd
+    the exact posterior's mean and marginal standard deviations."""
 
-    def __init__(self, truth):
+    def __init__(self, truth, shift: float = 0.0, widen: float = 1.0):
         super().__init__(name="guide")
-        self.truth = truth
+        self.truth, self.shift, self.widen = truth, shift, widen
 
     def forward(self, x):
         post = self.truth.posterior(x)
-        scale = 1.5 * post.covariance_matrix.diagonal(dim1=-2, dim2=-1).sqrt()
+        sd = post.covariance_matrix.diagonal(dim1=-2, dim2=-1).sqrt()
         with pyro.plate("data", x.shape[0]):
-            pyro.sample("z", dist.Normal(post.mean, scale).to_event(1))
+            pyro.sample("z", dist.Normal(post.mean + self.shift * sd, self.widen * sd).to_event(1))
 
 
 def _assert_same_mean(a, b, what):
@@ -66,25 +67,11 @@ def test_exact_posterior_gives_exact_log_px(lg, k):
     assert torch.allclose(iwae(log_w), exact, atol=1e-6, rtol=0)
 
 
-class ShiftedGuide(PyroModule):
-    """An imperfect guide: the posterior's marginal scales, its mean shifted by 1.5 of them."""
-
-    def __init__(self, truth):
-        super().__init__(name="guide")
-        self.truth = truth
-
-    def forward(self, x):
-        post = self.truth.posterior(x)
-        sd = post.covariance_matrix.diagonal(dim1=-2, dim2=-1).sqrt()
-        with pyro.plate("data", x.shape[0]):
-            pyro.sample("z", dist.Normal(post.mean + 1.5 * sd, sd).to_event(1))
-
-
 def test_ordering_and_shrinking_gap():
     truth = LinearGaussian.random(x_dim=6, z_dim=2, noise=0.5, correlation=0.7, dtype=DTYPE)
     x = truth.sample(500, torch.Generator().manual_seed(6))
     pyro.set_rng_seed(1)
-    log_w = log_weights(truth.vae(), ShiftedGuide(truth), x, 1000, chunk_size=250)
+    log_w = log_weights(truth.vae(), OffGuide(truth, shift=1.5), x, 1000, chunk_size=250)
     exact = truth.log_prob(x)
     bounds = [elbo(log_w), iwae(log_w[:10]), iwae(log_w[:100]), iwae(log_w), exact]
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
@@ -99,7 +86,7 @@ def test_ordering_and_shrinking_gap():
 
 def test_matches_pyro_renyi_elbo_at_the_same_seed(lg):
     truth, model, x = lg
-    guide, k = WideGuide(truth), 50
+    guide, k = OffGuide(truth, widen=1.5), 50
     pyro.set_rng_seed(3)
     ours = iwae(log_weights(model, guide, x, k))
     pyro.set_rng_seed(3)
@@ -119,7 +106,7 @@ def test_chunk_sizes_agree(lg):
     results = {}
     for c in (1, 7, k):
         pyro.set_rng_seed(10 + c)
-        results[c] = iwae(log_weights(model, WideGuide(truth), x, k, chunk_size=c))
+        results[c] = iwae(log_weights(model, OffGuide(truth, widen=1.5), x, k, chunk_size=c))
         exact = log_weights(model, truth.exact_guide(), x, k, chunk_size=c)
         assert torch.allclose(exact, truth.log_prob(x).expand(k, -1), atol=1e-6, rtol=0)
     _assert_same_mean(results[1], results[k], "chunk 1 vs K")
@@ -132,7 +119,7 @@ def test_per_data_point_and_splitting(lg):
     whole = log_weights(model, g, x, 5)
     parts = torch.cat([log_weights(model, g, x[:77], 5), log_weights(model, g, x[77:], 5)], 1)
     assert whole.shape == (5, 200) and torch.allclose(whole, parts, atol=1e-9)
-    guide = WideGuide(truth)
+    guide = OffGuide(truth, widen=1.5)
     full = evaluate(model, guide, x, [1, 10, 30], chunk_size=8, batch_size=50, khat=False)
     a = evaluate(model, guide, x[:100], [1, 10, 30], chunk_size=8, batch_size=50, khat=False)
     b = evaluate(model, guide, x[100:], [1, 10, 30], chunk_size=8, batch_size=50, khat=False,
@@ -143,7 +130,7 @@ def test_per_data_point_and_splitting(lg):
 
 def test_streaming_equals_the_materialized_estimators(lg):
     truth, model, x = lg
-    guide = WideGuide(truth)
+    guide = OffGuide(truth, widen=1.5)
     res = evaluate(model, guide, x, [1, 10, 100], chunk_size=30, batch_size=len(x), seed=7)
     with torch.random.fork_rng():
         torch.manual_seed(batch_seed(7, 0))
@@ -163,7 +150,7 @@ def test_ess_and_khat_behave(lg):
     exact = log_weights(model, truth.exact_guide(), x[:20], 100)
     assert torch.allclose(ess(exact), torch.full((20,), 100.0, dtype=DTYPE), rtol=1e-6)
     pyro.set_rng_seed(0)
-    wide = log_weights(model, WideGuide(truth), x[:20], 100)
+    wide = log_weights(model, OffGuide(truth, widen=1.5), x[:20], 100)
     assert (ess(wide) < 100).all() and (ess(wide) >= 1).all()
     assert psis_khat(wide).shape == (20,)
 
