@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import pyro
 import torch
 import torch.distributed as dist
-from pyro.optim import PyroOptim
+
+from .optim import JointOptim
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def barrier(world: World) -> None:
         dist.barrier()
 
 
-class AllReduceOptim(PyroOptim):
+class AllReduceOptim(JointOptim):
     """A Pyro optimiser that sums gradients over the ranks, then steps every parameter."""
 
     def __init__(self, optim_constructor, optim_args: dict, world: World):

@@ -15,6 +15,7 @@ import math
 import time
 from pathlib import Path
 
+import pyro
 import torch
 from tqdm.auto import tqdm
 
@@ -45,6 +46,7 @@ class Loop:
         self.pos = Position()
         self.saved: tuple[int, int, int] | None = None  # (epoch, batch, step) on disk
         self.interrupt = DeferredInterrupt()
+        self.validate_next = False  # run the next step with Pyro's validation on
 
     @property
     def saved_step(self) -> int | None:
@@ -110,8 +112,10 @@ class Loop:
     def step(self, svi, xb: torch.Tensor, idx: torch.Tensor) -> float:
         """One SVI step on this rank's share; returns the loss summed over all ranks."""
         try:
-            with self.noise(idx, self.pos.epoch):
+            check = pyro.validation_enabled(True) if self.validate_next else contextlib.nullcontext()
+            with self.noise(idx, self.pos.epoch), check:
                 loss = svi.step(xb)
+            self.validate_next = False
             if self.world.active:  # one collective for the loss and any pending Ctrl-C
                 both = torch.tensor([loss, float(self.interrupt.pending)], dtype=torch.float64)
                 loss, pending = all_reduce_sum(both, self.world).tolist()

@@ -12,7 +12,7 @@ from typing import Any
 import pyro
 import torch
 from pyro.infer import ELBO, SVI, Trace_ELBO
-from pyro.optim import Adam
+from pyro.infer.util import is_validation_enabled
 
 from .checkpoint import load_training
 from .checks import DataError, check_finite
@@ -20,6 +20,7 @@ from .data import Splits
 from .distributed import SINGLE, AllReduceOptim, World, broadcast_parameters, device_for
 from .loop import CHECKPOINT, METRICS, Loop, TrainingDiverged
 from .noise import NOISES
+from .optim import adam
 from .registry import lookup
 from .storage import remove_temporaries, write_json
 
@@ -142,14 +143,16 @@ def fit(
 
     pyro.set_rng_seed(seed + world.rank)  # the data generator below is the same on every rank
     generator = torch.Generator(dev).manual_seed(seed)
-    optim = Adam({"lr": lr})
+    optim = adam(lr)  # one fused Adam over all parameters, in Pyro's optimizer interface
     if world.active:  # sums gradients over the ranks before every step
         optim = AllReduceOptim(torch.optim.Adam, {"lr": lr}, world)
     result = FitResult()
     limits = (epochs, max_steps, checkpoint_every, checkpoint_steps)
     loop = Loop(model, guide, optim, data, generator, run_dir, result, limits, world,
                 NOISES[noise](seed))  # fmt: skip
-    with pyro.get_param_store().scope(), loop.interrupt:
+    # Pyro's checks (model and guide sites agree, shapes, supports) run on the first step only
+    loop.validate_next = is_validation_enabled()
+    with pyro.get_param_store().scope(), loop.interrupt, pyro.validation_enabled(False):
         if resume:
             position, result.history = load_training(run_dir / CHECKPOINT, model, guide, optim, dev,
                                                      world)  # fmt: skip
