@@ -1,10 +1,16 @@
-"""IWAE-K evaluation speed and memory: ppl_vae.bounds vs a hand-written loop vs Pyro's RenyiELBO.
+"""IWAE-K evaluation speed and memory: ppl_vae.bounds vs a hand-written loop (and RenyiELBO).
 
-Runs IWAE-5000 on 1,000 MNIST test images with the 784-400-20 Bernoulli VAE and prints JSON:
-images/s and peak resident memory (above the process's baseline) for each code path, all in
-the same process on the same weights and data, plus the toolkit's peak memory at several K.
+Runs IWAE-5000 on 1,000 MNIST test images with the 784-400-20 Bernoulli VAE and prints JSON,
+all in one process on the same weights and data:
 
-    python benchmarks/iwae_eval.py                      # the full figure (a few minutes)
+- images/s, achieved GFLOP/s and peak resident memory (above the process's baseline) for each
+  code path. FLOPs are the matrix products of the encoder (once per image) and the decoder
+  (once per particle), counted by ``torch.utils.flop_counter`` on the model itself;
+- the machine's matmul rate, measured in the same run: the best of float32 GEMMs of a large
+  square size and of the decoder's own shape. ``fraction_of_peak`` is achieved / that rate;
+- the toolkit's peak memory at K = 100, 1000 and 5000 (it should stay flat).
+
+    python benchmarks/iwae_eval.py                      # the full figure (about two minutes)
     python benchmarks/iwae_eval.py --n 50 --k 500       # a quick check
 """
 
@@ -21,9 +27,10 @@ import pyro
 import torch
 from pyro.infer import RenyiELBO
 from torch.nn.functional import binary_cross_entropy_with_logits
+from torch.utils.flop_counter import FlopCounterMode
 
 import ppl_vae as pv
-from ppl_vae.bounds import evaluate
+from ppl_vae.bounds import auto_chunk, evaluate, log_weights
 
 
 def _rss() -> int:
@@ -84,6 +91,35 @@ def renyi_iwae(model, guide, x, k, batch):
     return total / len(x)
 
 
+def matmul_peak(rows: int, repeats: int = 10) -> dict:
+    """The machine's float32 GEMM rate in GFLOP/s: a large square product and the decoder's."""
+
+    def rate(m: int, k: int, n: int) -> float:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        best = math.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t0)
+        return 2 * m * k * n / best / 1e9
+
+    rates = {"square_2048": rate(2048, 2048, 2048), "decoder_shape": rate(rows, 400, 784)}
+    return {**rates, "peak": max(rates.values())}
+
+
+def flops_per_image(model, guide, x: torch.Tensor, k: int) -> float:
+    """Matmul FLOPs of IWAE-k for one image: counted at 2 and 4 particles, then extrapolated."""
+
+    def count(particles: int) -> int:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            log_weights(model, guide, x[:1], particles)
+        return counter.get_total_flops()
+
+    two, four = count(2), count(4)
+    per_particle = (four - two) / 2
+    return two - 2 * per_particle + k * per_particle
+
+
 def timed(fn, n):
     mem = {}
     t0 = time.perf_counter()
@@ -97,11 +133,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=1000, help="test images")
     p.add_argument("--k", type=int, default=5000, help="importance samples")
-    p.add_argument("--chunk", type=int, default=500, help="particles per chunk")
-    p.add_argument("--batch", type=int, default=20, help="images per batch")
+    p.add_argument("--batch", type=int, default=100, help="images per batch")
+    p.add_argument("--chunk", type=int, help="particles per chunk (default: the toolkit's)")
     p.add_argument("--run", help="a trained run dir (default: fresh weights; speed is the same)")
-    p.add_argument("--skip-renyi", action="store_true")
+    p.add_argument("--renyi", action="store_true", help="also time Pyro's RenyiELBO (slow)")
     a = p.parse_args()
+    pv.keep_freed_memory()
     torch.manual_seed(0)
     if a.run:
         run = pv.load_run(a.run)
@@ -111,8 +148,12 @@ def main() -> None:
         model = pv.build_model(20, 784, "bernoulli", hidden=[400])
         guide = pv.build_guide("diagonal", 784, 20, hidden=[400])
     model.eval(), guide.eval()
+    a.chunk = a.chunk or auto_chunk(a.batch, x.device)
     report = {"n": a.n, "k": a.k, "chunk": a.chunk, "batch": a.batch,
               "threads": torch.get_num_threads()}  # fmt: skip
+    report["matmul_gflops"] = matmul_peak(a.chunk * a.batch)
+    flops = flops_per_image(model, guide, x, a.k) * a.n
+    report["gflop"] = flops / 1e9
 
     ours, report["ppl_vae"] = timed(
         lambda: evaluate(model, guide, x, [a.k], a.chunk, a.batch, khat=False), a.n
@@ -122,11 +163,16 @@ def main() -> None:
     )
     report["ppl_vae"]["iwae"] = ours.iwae[:, 0].mean().item()
     report["plain_loop"]["iwae"] = plain.mean().item()
-    if not a.skip_renyi:
+    if a.renyi:
         value, report["pyro_renyi_elbo"] = timed(
             lambda: renyi_iwae(model, guide, x, a.k, a.batch), a.n
         )
         report["pyro_renyi_elbo"]["iwae"] = value
+    for path in ("ppl_vae", "plain_loop", "pyro_renyi_elbo"):
+        if path in report:
+            r = report[path]
+            r["gflops"] = flops / r["seconds"] / 1e9
+            r["fraction_of_peak"] = r["gflops"] / report["matmul_gflops"]["peak"]
     report["speed_vs_plain"] = (
         report["ppl_vae"]["images_per_s"] / report["plain_loop"]["images_per_s"]
     )

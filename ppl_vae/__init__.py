@@ -6,6 +6,7 @@ from .config import load as load_recipe_file
 from .data import DATASETS, LinearGaussian, Splits, load_data
 from .guides import GUIDES, AmortizedGuide, build_guide
 from .likelihoods import LIKELIHOODS
+from .malloc import keep_freed_memory
 from .model import VAE, build_model
 from .objectives import OBJECTIVES, build_objective
 from .run import load_run, train_recipe
@@ -28,6 +29,7 @@ __all__ = [
     "build_model",
     "build_objective",
     "fit",
+    "keep_freed_memory",
     "load_data",
     "load_recipe_file",
     "load_run",

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from . import config, distributed
 from .anomaly import SCORES_CSV, write_scores
-from .bounds import DEFAULT_KS, evaluate, format_table, write_results
+from .bounds import DEFAULT_KS, auto_chunk, evaluate, format_table, write_results
 from .checks import DataError
 from .config import RecipeError
 from .data import load_data
 from .data.root import MissingDataError
+from .malloc import keep_freed_memory
 from .pictures import write_pictures
 from .plots import plot_training_curves, write_figures
 from .registry import UnknownNameError
@@ -87,7 +88,12 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print eval.json instead of a table")
     p.add_argument("--subset", type=int, default=0, help="only the first N data points")
     p.add_argument("--batch-size", type=int, default=100, help="data points per batch")
-    p.add_argument("--chunk-size", type=int, default=500, help="particles per chunk")
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="particles per chunk (default: sized for the device)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-khat", action="store_true", help="skip PSIS k-hat")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -113,13 +119,14 @@ def _evaluate(a: argparse.Namespace) -> int:
         data = load_data(a.dataset, a.data_dir, run.recipe.data.binarize).to(data.test.device)
     x = data.split(a.split)[: a.subset or None]
     labels = data.labels.get(a.split)
+    chunk = a.chunk_size or auto_chunk(a.batch_size, x.device)
     t0 = time.perf_counter()
-    result = evaluate(run.model, run.guide, x, a.k, a.chunk_size, a.batch_size, a.seed,
+    result = evaluate(run.model, run.guide, x, a.k, chunk, a.batch_size, a.seed,
                       khat=not a.no_khat, progress=not a.no_progress, world=world)  # fmt: skip
     if not world.is_main:
         return 0
     meta = {"run": str(run.path), "dataset": a.dataset or run.recipe.data.name, "split": a.split,
-            "seed": a.seed, "chunk_size": a.chunk_size, "batch_size": a.batch_size,
+            "seed": a.seed, "chunk_size": chunk, "batch_size": a.batch_size,
             "processes": world.size, "seconds": time.perf_counter() - t0}  # fmt: skip
     out_dir = Path(a.out or (run.path / f"eval_{a.dataset}" if a.dataset else run.path))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, (add_args, _, help_text) in COMMANDS.items():
         add_args(sub.add_parser(name, help=help_text, description=help_text))
     a = parser.parse_args(argv)
+    keep_freed_memory()  # CPU tensors are reused instead of re-faulted (ppl_vae.malloc)
     try:
         return COMMANDS[a.command][1](a)
     except USER_ERRORS as e:

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.functional import softplus
 
 from .checks import DataError, check_finite
-from .distributions import BernoulliLogits
+from .distributions import BernoulliLogits, IndependentBernoulli
 
 
 class Likelihood(nn.Module):
@@ -25,12 +25,19 @@ class Likelihood(nn.Module):
         """Raises DataError when ``x`` cannot be scored by this likelihood."""
         check_finite(x)
 
+    def event(self, out: torch.Tensor) -> dist.Distribution:
+        """p(x|z) with the pixels as one event: ``forward(out).to_event(1)``."""
+        return self(out).to_event(1)
+
 
 class Bernoulli(Likelihood):
     """Bernoulli pixels parameterised by logits: for binary data in {0, 1}."""
 
     def forward(self, out: torch.Tensor) -> dist.Distribution:
         return BernoulliLogits(out)  # Pyro's Bernoulli with a fused log_prob
+
+    def event(self, out: torch.Tensor) -> dist.Distribution:
+        return IndependentBernoulli(out)  # sums over pixels inside the fused kernel
 
     def check(self, x: torch.Tensor) -> None:
         check_finite(x)

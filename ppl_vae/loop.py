@@ -112,7 +112,8 @@ class Loop:
     def step(self, svi, xb: torch.Tensor, idx: torch.Tensor) -> float:
         """One SVI step on this rank's share; returns the loss summed over all ranks."""
         try:
-            check = pyro.validation_enabled(True) if self.validate_next else contextlib.nullcontext()
+            checks = self.validate_next  # Pyro's validation, on the first step only
+            check = pyro.validation_enabled(True) if checks else contextlib.nullcontext()
             with self.noise(idx, self.pos.epoch), check:
                 loss = svi.step(xb)
             self.validate_next = False

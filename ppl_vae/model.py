@@ -58,7 +58,9 @@ class VAE(PyroModule):
 
     def observation(self, z: torch.Tensor) -> dist.Distribution:
         """p(x|z), with event shape ``[x_dim]``."""
-        return self.likelihood(self.decoder(z)).to_event(1)
+        out = self.decoder(z)
+        event = getattr(self.likelihood, "event", None)  # a fused per-event density, if any
+        return event(out) if event is not None else self.likelihood(out).to_event(1)
 
     def forward(self, x: torch.Tensor) -> None:
         if self.validate_data:

@@ -6,7 +6,7 @@
 """
 
 from .estimators import MIN_KHAT_PARTICLES, elbo, ess, iwae, mean_and_stderr, psis_khat
-from .evaluate import DEFAULT_KS, Bounds, batch_seed, evaluate
+from .evaluate import DEFAULT_KS, Bounds, auto_chunk, batch_seed, evaluate
 from .log_weights import iter_log_weights, log_weights
 from .results import format_table, read_inference_data, to_inference_data, write_results
 
@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_KS",
     "MIN_KHAT_PARTICLES",
     "Bounds",
+    "auto_chunk",
     "batch_seed",
     "elbo",
     "ess",

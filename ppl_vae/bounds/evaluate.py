@@ -26,6 +26,14 @@ from .estimators import MIN_KHAT_PARTICLES, mean_and_stderr, psis_khat
 from .log_weights import iter_log_weights
 
 DEFAULT_KS = (1, 10, 100, 1000, 5000)
+# Particles x data points per chunk when chunk_size is None: on the CPU, a chunk's activations
+# stay in cache and below glibc's mmap threshold (ppl_vae.malloc); a GPU wants large GEMMs.
+CHUNK_ROWS = {"cpu": 4096, "cuda": 2**18}
+
+
+def auto_chunk(batch_size: int, device: torch.device) -> int:
+    """Particles per chunk for ``batch_size`` data points: about ``CHUNK_ROWS`` rows in all."""
+    return max(1, CHUNK_ROWS.get(device.type, 4096) // batch_size)
 
 
 @dataclass
@@ -117,7 +125,7 @@ def evaluate(
     guide: Callable,
     x: torch.Tensor,
     ks: Sequence[int] = DEFAULT_KS,
-    chunk_size: int | None = 500,
+    chunk_size: int | None = None,
     batch_size: int = 100,
     seed: int = 0,
     khat: bool = True,
@@ -128,10 +136,12 @@ def evaluate(
     """ELBO, IWAE_K for every K in ``ks``, ESS and (optionally) k-hat for every row of ``x``.
 
     All estimates share one stream of max(ks) particles per data point: IWAE_K uses its first
-    K particles, ELBO and ESS use all of them. ``offset`` is the dataset index of ``x[0]``: a
-    shard evaluated with its offset (a multiple of ``batch_size``) gets exactly the values the
-    whole dataset would. Under torchrun (``world``), rank r evaluates batches r, r + W, ...
-    and every rank returns the gathered result, equal to a single process's.
+    K particles, ELBO and ESS use all of them. Particles are drawn ``chunk_size`` at a time for
+    each batch of ``batch_size`` points (None: ``auto_chunk``, sized for the device).
+    ``offset`` is the dataset index of ``x[0]``: a shard evaluated with its offset (a multiple
+    of ``batch_size``) gets exactly the values the whole dataset would. Under torchrun
+    (``world``), rank r evaluates batches r, r + W, ... and every rank returns the gathered
+    result, equal to a single process's.
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
@@ -143,6 +153,8 @@ def evaluate(
         )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if chunk_size is None:
+        chunk_size = auto_chunk(batch_size, x.device)
     parts = {}
     devices = [x.device.index or 0] if x.device.type == "cuda" else []
     with _checked_once(model, x):

@@ -8,6 +8,7 @@ bounded by the chunk size, not by K.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 
 import pyro
@@ -67,7 +68,8 @@ def iter_log_weights(
     if not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk_size must be an integer >= 1 or None, got {chunk_size!r}.")
     nesting = max_plate_nesting(model, guide, x[:1])
-    with torch.no_grad():
+    reuse = getattr(guide, "reusing_distribution", contextlib.nullcontext)  # encoder once
+    with torch.no_grad(), reuse():
         for start in range(0, num_particles, chunk):
             yield _chunk(model, guide, x, min(chunk, num_particles - start), nesting)
 

@@ -7,7 +7,8 @@ batch shape ``[N]`` and event shape ``[z_dim]`` (a "lazy distribution", as in zu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import pyro
 import pyro.distributions as dist
@@ -45,6 +46,7 @@ class AmortizedGuide(PyroModule):
         self.encoder = build_net(
             "encoder", net, x_dim, num_outputs, hidden, activation, image_shape
         )
+        self._reused: dict | None = None  # see reusing_distribution()
 
     def start_independent_of_x(self, rows: slice) -> None:
         """Zeroes the weights of the encoder outputs ``rows`` (their biases stay random), so
@@ -60,6 +62,26 @@ class AmortizedGuide(PyroModule):
         """Returns q(z|x) with batch shape ``[N]`` and event shape ``[z_dim]``."""
         raise NotImplementedError
 
+    @contextlib.contextmanager
+    def reusing_distribution(self) -> Iterator[None]:
+        """Inside the block, with gradients off, q(z|x) is built once per data tensor ``x`` and
+        reused: drawing many chunks of particles for the same points (``ppl_vae.bounds``) runs
+        the encoder once. The encoder is deterministic, so nothing else changes."""
+        self._reused = {}
+        try:
+            yield
+        finally:
+            self._reused = None
+
+    def _distribution(self, x: torch.Tensor) -> dist.TorchDistribution:
+        reused = self._reused
+        if reused is None or torch.is_grad_enabled():
+            return self.distribution(x)
+        key = (x.data_ptr(), x._version, x.shape, x.stride())
+        if reused.get("key") != key:
+            reused.update(key=key, q=self.distribution(x))
+        return reused["q"]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with pyro.plate("data", x.shape[0]):
-            return pyro.sample("z", self.distribution(x))
+            return pyro.sample("z", self._distribution(x))
