@@ -5,6 +5,7 @@ differ by d_n with E[d_n] = 0; their mean over N points has standard error sd(d)
 the tests allow 4 of those (a false alarm about once in 16,000 runs).
 """
 
+import contextlib
 import math
 
 import pyro
@@ -16,6 +17,7 @@ from pyro.nn import PyroModule
 
 from ppl_vae import LinearGaussian, build_guide
 from ppl_vae.bounds import (
+    auto_chunk,
     batch_seed,
     elbo,
     ess,
@@ -25,6 +27,7 @@ from ppl_vae.bounds import (
     mean_and_stderr,
     psis_khat,
 )
+from ppl_vae.bounds.evaluate import CHUNK_ROWS
 
 DTYPE = torch.float64
 
@@ -228,3 +231,25 @@ def test_site_outside_the_data_plate_is_refused(lg):
 
     with pytest.raises(ValueError, match="'c' is not inside pyro.plate"):
         log_weights(global_model, global_guide, x, 3)
+
+
+def test_encoder_runs_once_per_batch_and_changes_nothing():
+    truth = LinearGaussian.random(x_dim=6, z_dim=2)
+    x = truth.sample(10)
+    guide = build_guide("diagonal", 6, 2, hidden=[8])
+    calls = []
+    guide.encoder.register_forward_hook(lambda *_: calls.append(1))
+    torch.manual_seed(3)
+    reused = log_weights(truth.vae(), guide, x, 40, chunk_size=7)  # 6 chunks
+    assert len(calls) == 2  # the plate-nesting probe, then once for all chunks
+    torch.manual_seed(3)
+    guide.reusing_distribution = contextlib.nullcontext  # the encoder on every chunk
+    again = log_weights(truth.vae(), guide, x, 40, chunk_size=7)
+    assert len(calls) == 2 + 6 + 1
+    assert torch.equal(reused, again)
+
+
+def test_auto_chunk_sizes_chunks_for_the_device():
+    assert auto_chunk(100, torch.device("cpu")) * 100 <= CHUNK_ROWS["cpu"]
+    assert auto_chunk(10**6, torch.device("cpu")) == 1
+    assert auto_chunk(1, torch.device("cuda")) == CHUNK_ROWS["cuda"]
