@@ -51,9 +51,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run dir")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its checkpoint")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--device", help="cpu, cuda or auto (sets train.device)")
 
 
 def _train(a: argparse.Namespace) -> int:
+    if a.device:
+        a.overrides.append(f"train.device={a.device}")
     if a.resume:
         recipe, out = load_recipe(a.resume, a.overrides), a.resume
         source = str(Path(a.resume) / RECIPE)
