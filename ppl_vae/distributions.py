@@ -28,7 +28,8 @@ class _BernoulliLogProb(torch.autograd.Function):
     """``x * l - softplus(l)``, elementwise, with a hand-written gradient."""
 
     @staticmethod
-    def forward(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(logits, x)
         # x l - max(l, 0) + log sigmoid(|l|), in two buffers: fresh allocations of this size
         # cost more than the arithmetic on the CPU
         out = torch.mul(x, logits)
@@ -36,10 +37,6 @@ class _BernoulliLogProb(torch.autograd.Function):
         out.add_(tmp.sigmoid_().log_())
         out.sub_(torch.clamp_min(logits, 0, out=tmp))
         return out
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(*inputs)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -83,7 +80,8 @@ class _BernoulliLogProbSum(torch.autograd.Function):
     """``sum_d x_d l_d - softplus(l_d)`` over the last dimension, with a hand-written gradient."""
 
     @staticmethod
-    def forward(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(logits, x)
         d = logits.shape[-1]
         out = torch.mul(x, logits).sum(-1)
         tmp = torch.clamp_min(logits, 0)
@@ -92,10 +90,6 @@ class _BernoulliLogProbSum(torch.autograd.Function):
         g = _group(d)
         out.add_(tmp.view(*tmp.shape[:-1], d // g, g).prod(-1).log_().sum(-1))
         return out
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(*inputs)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):

@@ -45,6 +45,7 @@ class VAE(PyroModule):
         self.x_dim = x_dim
         self.image_shape = tuple(image_shape) if image_shape else None
         self.validate_data = True
+        self._priors: dict = {}
 
     def check(self, x: torch.Tensor) -> None:
         """Raises DataError unless ``x`` is ``[N, x_dim]`` data this likelihood can score."""
@@ -52,9 +53,13 @@ class VAE(PyroModule):
         self.likelihood.check(x)
 
     def prior(self, like: torch.Tensor) -> dist.Distribution:
-        """p(z) = N(0, I), with event shape ``[z_dim]``."""
-        zero = like.new_zeros(())
-        return dist.Normal(zero, zero + 1).expand([self.z_dim]).to_event(1)
+        """p(z) = N(0, I), with event shape ``[z_dim]``, on ``like``'s device and dtype (built
+        once per device and dtype: distributions are immutable)."""
+        key = (like.dtype, like.device)
+        if key not in self._priors:
+            zero = like.new_zeros(())
+            self._priors[key] = dist.Normal(zero, zero + 1).expand([self.z_dim]).to_event(1)
+        return self._priors[key]
 
     def observation(self, z: torch.Tensor) -> dist.Distribution:
         """p(x|z), with event shape ``[x_dim]``."""
