@@ -13,8 +13,8 @@ alike (the best of ``--repeats`` epochs counts):
 
 Prints JSON: images/s and ms per step for each, and the toolkit's slowdown against each loop.
 
-    python benchmarks/svi_throughput.py                   # batch 128 and 1024
-    python benchmarks/svi_throughput.py --images 5000     # a quicker check
+    python benchmarks/svi_throughput.py                   # batch 128 and 1024, a few minutes
+    python benchmarks/svi_throughput.py --images 5000 --repeats 2     # a quick check
 """
 
 from __future__ import annotations
@@ -67,14 +67,14 @@ def _sync(device) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--images", type=int, default=20000, help="images per timed epoch")
+    p.add_argument("--images", type=int, default=0, help="images per timed epoch (0: all)")
     p.add_argument("--batch", type=int, nargs="+", default=[128, 1024])
     p.add_argument("--repeats", type=int, default=5, help="best of this many epochs")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     a = p.parse_args()
     pv.keep_freed_memory()
     device = pv.train.resolve_device(a.device)
-    x = pv.load_data("mnist", binarize="static").train[: a.images].to(device)
+    x = pv.load_data("mnist", binarize="static").train[: a.images or None].to(device)
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     paths = {
         "ppl_vae_fit": lambda m, g, b: pv.fit(m, g, x, epochs=1, batch_size=b, device=a.device,

@@ -11,11 +11,11 @@ class DataError(ValueError):
     """Data that a model or estimator cannot use; the message says what is wrong and the fix."""
 
 
-def check_finite(x: torch.Tensor) -> None:
-    """Raises DataError when ``x`` holds NaN or Inf."""
+def check_finite(x: torch.Tensor) -> tuple[float, float]:
+    """Raises DataError when ``x`` holds NaN or Inf; returns its smallest and largest value."""
     if x.numel() == 0:
-        return
-    lo, hi = torch.aminmax(x)  # one pass; a NaN or an Inf shows in the extremes
+        return 0.0, 0.0
+    lo, hi = (float(v) for v in torch.aminmax(x))  # one pass; NaN and Inf show in the extremes
     if not (math.isfinite(lo) and math.isfinite(hi)):
         n_nan = int(torch.isnan(x).sum())
         n_inf = int(torch.isinf(x).sum())
@@ -23,6 +23,7 @@ def check_finite(x: torch.Tensor) -> None:
             f"data hold {n_nan} NaN and {n_inf} Inf values; clean or drop those data points "
             f"before training or evaluation."
         )
+    return lo, hi
 
 
 def check_batch(x: torch.Tensor, x_dim: int) -> None:

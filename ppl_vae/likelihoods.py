@@ -40,8 +40,8 @@ class Bernoulli(Likelihood):
         return IndependentBernoulli(out)  # sums over pixels inside the fused kernel
 
     def check(self, x: torch.Tensor) -> None:
-        check_finite(x)
-        if bool(x.ne(0).logical_and_(x.ne(1)).any()):
+        lo, hi = check_finite(x)
+        if lo < 0 or hi > 1 or bool(x.frac().any()):  # in [0, 1] with no fraction: 0 or 1
             bad = x[(x != 0) & (x != 1)][:3].tolist()
             raise DataError(
                 f"the bernoulli likelihood needs binary data in {{0, 1}}, but found values such "

@@ -23,11 +23,12 @@ def test_check_finite_finds_one_bad_value_anywhere(dtype, bad, at):
         check_finite(x)
 
 
-def test_bernoulli_check_finds_one_non_binary_value():
+@pytest.mark.parametrize("bad", [0.999, 1e-30, 2.0, -1.0])
+def test_bernoulli_check_finds_one_non_binary_value(bad):
     lik = build_likelihood("bernoulli", 784)
     x = torch.bernoulli(torch.full((50, 784), 0.3))
     lik.check(x)
-    x[49, 783] = 0.999
+    x[49, 783] = bad
     with pytest.raises(DataError, match="binary data"):
         lik.check(x)
 
