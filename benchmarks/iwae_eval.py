@@ -17,8 +17,13 @@ all in one process on the same weights and data:
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import math
+import os
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -65,10 +70,10 @@ def plain_iwae(model, guide, x, k, chunk, batch):
     for i in range(0, len(x), batch):
         xb = x[i : i + batch]
         loc, scale = guide.loc_scale(xb)
-        lse = torch.full((len(xb),), -math.inf, dtype=torch.float64)
+        lse = torch.full((len(xb),), -math.inf, dtype=torch.float64, device=x.device)
         for s in range(0, k, chunk):
             c = min(chunk, k - s)
-            eps = torch.randn(c, *loc.shape)
+            eps = torch.randn(c, *loc.shape, device=x.device)
             z = loc + scale * eps
             logits = model.decoder(z)
             log_px = -binary_cross_entropy_with_logits(logits, xb.expand_as(logits),
@@ -91,19 +96,25 @@ def renyi_iwae(model, guide, x, k, batch):
     return total / len(x)
 
 
-def matmul_peak(rows: int, repeats: int = 10) -> dict:
+def matmul_peak(rows: int, device: torch.device, repeats: int = 10) -> dict:
     """The machine's float32 GEMM rate in GFLOP/s: a large square product and the decoder's."""
 
     def rate(m: int, k: int, n: int) -> float:
-        a, b = torch.randn(m, k), torch.randn(k, n)
+        a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
         best = math.inf
         for _ in range(repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             t0 = time.perf_counter()
             a @ b
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             best = min(best, time.perf_counter() - t0)
         return 2 * m * k * n / best / 1e9
 
-    rates = {"square_2048": rate(2048, 2048, 2048), "decoder_shape": rate(rows, 400, 784)}
+    square = 8192 if device.type == "cuda" else 2048
+    rates = {f"square_{square}": rate(square, square, square),
+             "decoder_shape": rate(rows, 400, 784)}  # fmt: skip
     return {**rates, "peak": max(rates.values())}
 
 
@@ -129,6 +140,59 @@ def timed(fn, n):
     return value, {"images_per_s": n / seconds, "seconds": seconds, "peak_mib": mem["mib"]}
 
 
+def load(a) -> tuple:
+    device = pv.train.resolve_device(a.device)
+    if a.run:
+        run = pv.load_run(a.run, device=str(device))
+        model, guide, x = run.model, run.guide, run.data.test[: a.n]
+    else:
+        x = pv.load_data("mnist", binarize="dynamic").test[: a.n].to(device)
+        model = pv.build_model(20, 784, "bernoulli", hidden=[400]).to(device)
+        guide = pv.build_guide("diagonal", 784, 20, hidden=[400]).to(device)
+    return model.eval(), guide.eval(), x
+
+
+def peak_by_k(a, repeats: int = 3) -> dict:
+    """The toolkit's peak memory rise (MiB) per K for one batch of images, k-hat on, as the
+    smallest and largest over ``repeats`` fresh processes: the resident set's high-water mark on
+    the CPU (Linux's VmHWM, reset just before), allocated memory on a GPU."""
+    out = {}
+    for k in sorted({100, 1000, a.k}):
+        args = [sys.executable, __file__, "--peak-of-k", str(k), "--n", str(a.batch),
+                "--batch", str(a.batch), "--device", a.device]  # fmt: skip
+        args += ["--run", a.run] if a.run else []
+        # every block over 64 KiB mmapped and unmapped when freed: the resident set then tracks
+        # the memory in use, not what glibc's heap happens to keep
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+        peaks = []
+        for _ in range(repeats):
+            done = subprocess.run(args, capture_output=True, text=True, check=True, env=env)
+            peaks.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        out[str(k)] = {"min": round(min(peaks), 1), "max": round(max(peaks), 1)}
+    return out
+
+
+def measure_peak(a) -> float:
+    model, guide, x = load(a)
+    evaluate(model, guide, x[:1], [30])  # code paths (and arviz) warmed up, at little memory
+    if x.is_cuda:
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        evaluate(model, guide, x, [a.peak_of_k], a.chunk, a.batch)
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)  # what loading freed goes back
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets the kernel's high-water mark of the resident set (VmHWM)
+    before = _status_kib("VmRSS")
+    evaluate(model, guide, x, [a.peak_of_k], a.chunk, a.batch)
+    return max(_status_kib("VmHWM") - before, 0) / 1024
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=1000, help="test images")
@@ -136,37 +200,39 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=100, help="images per batch")
     p.add_argument("--chunk", type=int, help="particles per chunk (default: the toolkit's)")
     p.add_argument("--run", help="a trained run dir (default: fresh weights; speed is the same)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--renyi", action="store_true", help="also time Pyro's RenyiELBO (slow)")
+    p.add_argument("--peak-of-k", type=int, help=argparse.SUPPRESS)  # one K, in a child process
     a = p.parse_args()
-    pv.keep_freed_memory()
     torch.manual_seed(0)
-    if a.run:
-        run = pv.load_run(a.run)
-        model, guide, x = run.model, run.guide, run.data.test[: a.n]
-    else:
-        x = pv.load_data("mnist", binarize="dynamic").test[: a.n]
-        model = pv.build_model(20, 784, "bernoulli", hidden=[400])
-        guide = pv.build_guide("diagonal", 784, 20, hidden=[400])
-    model.eval(), guide.eval()
+    if a.peak_of_k:  # glibc's default allocator here, so that freed memory leaves the process
+        print(json.dumps(measure_peak(a)))
+        return
+    pv.keep_freed_memory()
+    model, guide, x = load(a)
     a.chunk = a.chunk or auto_chunk(a.batch, x.device)
-    report = {"n": a.n, "k": a.k, "chunk": a.chunk, "batch": a.batch,
+    report = {"n": a.n, "k": a.k, "chunk": a.chunk, "batch": a.batch, "device": str(x.device),
               "threads": torch.get_num_threads()}  # fmt: skip
-    report["matmul_gflops"] = matmul_peak(a.chunk * a.batch)
+    report["matmul_gflops"] = matmul_peak(a.chunk * a.batch, x.device)
     flops = flops_per_image(model, guide, x, a.k) * a.n
     report["gflop"] = flops / 1e9
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
 
-    ours, report["ppl_vae"] = timed(
-        lambda: evaluate(model, guide, x, [a.k], a.chunk, a.batch, khat=False), a.n
-    )
-    plain, report["plain_loop"] = timed(
-        lambda: plain_iwae(model, guide, x, a.k, a.chunk, a.batch), a.n
-    )
+    def run(fn):
+        def timed_fn():
+            value = fn()
+            sync()
+            return value
+
+        return timed(timed_fn, a.n)
+
+    ours, report["ppl_vae"] = run(lambda: evaluate(model, guide, x, [a.k], a.chunk, a.batch,
+                                                   khat=False))  # fmt: skip
+    plain, report["plain_loop"] = run(lambda: plain_iwae(model, guide, x, a.k, a.chunk, a.batch))
     report["ppl_vae"]["iwae"] = ours.iwae[:, 0].mean().item()
     report["plain_loop"]["iwae"] = plain.mean().item()
     if a.renyi:
-        value, report["pyro_renyi_elbo"] = timed(
-            lambda: renyi_iwae(model, guide, x, a.k, a.batch), a.n
-        )
+        value, report["pyro_renyi_elbo"] = run(lambda: renyi_iwae(model, guide, x, a.k, a.batch))
         report["pyro_renyi_elbo"]["iwae"] = value
     for path in ("ppl_vae", "plain_loop", "pyro_renyi_elbo"):
         if path in report:
@@ -176,12 +242,7 @@ def main() -> None:
     report["speed_vs_plain"] = (
         report["ppl_vae"]["images_per_s"] / report["plain_loop"]["images_per_s"]
     )
-    flat = {}
-    for k in sorted({100, 1000, a.k}):
-        _, r = timed(lambda k=k: evaluate(model, guide, x[:40], [k], a.chunk, a.batch,
-                                          khat=False), 40)  # fmt: skip
-        flat[str(k)] = round(r["peak_mib"], 1)
-    report["ppl_vae_peak_mib_by_k"] = flat
+    report["ppl_vae_peak_mib_by_k"] = peak_by_k(a)
     print(json.dumps(report, indent=2))
 
 
