@@ -22,10 +22,10 @@ from pathlib import Path
 import pyro
 import torch
 from pyro.infer import SVI, Trace_ELBO
-from pyro.optim import Adam
 
 import ppl_vae as pv
 from ppl_vae.checkpoint import Position, load_training, save_training
+from ppl_vae.optim import adam
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
     model = pv.build_model(20, 784, "bernoulli", hidden=[400])
     guide = pv.build_guide("diagonal", 784, 20, hidden=[400])
     x = torch.bernoulli(torch.full((a.batch_size, 784), 0.13))
-    optim = Adam({"lr": 1e-3})
+    optim = adam(1e-3)
     dev = torch.device("cpu")
     with tempfile.TemporaryDirectory() as tmp, pyro.get_param_store().scope():
         path = Path(a.dir or tmp) / "checkpoint.pt"
@@ -56,7 +56,7 @@ def main() -> None:
             save_training(path, model, guide, optim, Position(step=1), [], dev)
             saves.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            load_training(path, model, guide, Adam({"lr": 1e-3}), dev)
+            load_training(path, model, guide, adam(1e-3), dev)
             loads.append(time.perf_counter() - t0)
         size = path.stat().st_size
     n_params = sum(q.numel() for q in [*model.parameters(), *guide.parameters()])

@@ -20,9 +20,9 @@ from pathlib import Path
 import pyro
 import torch
 from pyro.infer import SVI
-from pyro.optim import Adam
 
 from ppl_vae import build_objective, config
+from ppl_vae.optim import adam
 from ppl_vae.run import build_data, build_parts
 
 RECIPE = Path(__file__).resolve().parents[1] / "models" / "mnist_iwae_1layer.toml"
@@ -35,7 +35,7 @@ def step_ms(name: str, k: int, recipe, data, x: torch.Tensor, steps: int, batch:
     pyro.set_rng_seed(0)
     model, guide = build_parts(recipe, data)
     model.validate_data = False  # as in fit(): the data were checked once
-    svi = SVI(model, guide, Adam({"lr": 1e-3}), build_objective(name, k))
+    svi = SVI(model, guide, adam(1e-3), build_objective(name, k))
     svi.step(x[:batch])
     t0 = time.perf_counter()
     for i in range(steps):
