@@ -159,7 +159,7 @@ def peak_by_k(a, repeats: int = 3) -> dict:
     out = {}
     for k in sorted({100, 1000, a.k}):
         args = [sys.executable, __file__, "--peak-of-k", str(k), "--n", str(a.batch),
-                "--batch", str(a.batch), "--device", a.device]  # fmt: skip
+                "--batch", str(a.batch), "--chunk", str(a.chunk), "--device", a.device]  # fmt: skip
         args += ["--run", a.run] if a.run else []
         # every block over 64 KiB mmapped and unmapped when freed: the resident set then tracks
         # the memory in use, not what glibc's heap happens to keep
