@@ -83,9 +83,8 @@ class _BernoulliLogProbSum(torch.autograd.Function):
     def forward(ctx, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(logits, x)
         d = logits.shape[-1]
-        out = torch.mul(x, logits).sum(-1)
         tmp = torch.clamp_min(logits, 0)
-        out.sub_(tmp.sum(-1))
+        out = tmp.addcmul_(x, logits, value=-1).sum(-1).neg_()  # sum of x l - max(l, 0)
         torch.abs(logits, out=tmp).sigmoid_()  # in [1/2, 1)
         g = _group(d)
         out.add_(tmp.view(*tmp.shape[:-1], d // g, g).prod(-1).log_().sum(-1))
