@@ -104,3 +104,29 @@ def test_model_samples():
     model = build_model(2, 6, "bernoulli", hidden=[4])
     x = model.sample(7)
     assert x.shape == (7, 6) and ((x > 0) & (x < 1)).all()
+
+
+class _ExtraSiteGuide(pyro.nn.PyroModule):
+    """A diagonal guide that also samples a site the model does not have."""
+
+    def __init__(self):
+        super().__init__(name="guide")
+        self.inner = build_guide("diagonal", 12, 3, hidden=[8])
+
+    def forward(self, x):
+        self.inner(x)
+        pyro.sample("stray", pyro.distributions.Normal(0.0, 1.0))
+
+
+def test_pyro_validation_runs_on_the_first_step_only():
+    from pyro.infer.util import is_validation_enabled
+
+    from ppl_vae import fit
+
+    model = build_model(3, 12, "bernoulli", hidden=[8])
+    x = torch.bernoulli(torch.full((40, 12), 0.3))
+    with pytest.warns(UserWarning, match="Found non-auxiliary vars in guide but not model") as caught:
+        result = fit(model, _ExtraSiteGuide(), x, epochs=1, batch_size=10, progress=False)
+    assert result.steps == 4
+    assert sum("vars in guide but not model" in str(w.message) for w in caught) == 1
+    assert is_validation_enabled() and model.validate_data  # both restored afterwards
