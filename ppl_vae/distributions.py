@@ -40,13 +40,18 @@ class _BernoulliLogProb(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        logits, x = ctx.saved_tensors
-        grad_logits = grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_logits = (grad * (x - torch.sigmoid(logits))).sum_to_size(logits.shape)
-        if ctx.needs_input_grad[1]:
-            grad_x = (grad * logits).sum_to_size(x.shape)
-        return grad_logits, grad_x
+        return _gradients(ctx, grad)
+
+
+def _gradients(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """d/dl (x l - softplus(l)) = x - sigmoid(l) and d/dx = l, times ``grad`` (per pixel)."""
+    logits, x = ctx.saved_tensors
+    grad_logits = grad_x = None
+    if ctx.needs_input_grad[0]:
+        grad_logits = (grad * (x - torch.sigmoid(logits))).sum_to_size(logits.shape)
+    if ctx.needs_input_grad[1]:
+        grad_x = (grad * logits).sum_to_size(x.shape)
+    return grad_logits, grad_x
 
 
 def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -92,14 +97,7 @@ class _BernoulliLogProbSum(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        logits, x = ctx.saved_tensors
-        grad = grad.unsqueeze(-1)
-        grad_logits = grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_logits = (grad * (x - torch.sigmoid(logits))).sum_to_size(logits.shape)
-        if ctx.needs_input_grad[1]:
-            grad_x = (grad * logits).sum_to_size(x.shape)
-        return grad_logits, grad_x
+        return _gradients(ctx, grad.unsqueeze(-1))  # the sum's gradient reaches every pixel
 
 
 def bernoulli_log_prob_sum(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
