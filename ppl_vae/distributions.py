@@ -76,8 +76,11 @@ class BernoulliLogits(dist.Bernoulli):
         return bernoulli_log_prob(logits, value)
 
 
-def _group(d: int) -> int:
-    """The largest of 16, 8, 4, 2, 1 that divides ``d`` pixels."""
+def _group(d: int, dtype: torch.dtype) -> int:
+    """The largest of 16, 8, 4, 2, 1 that divides ``d`` pixels; 1 (a log per pixel) for the
+    half-precision types, whose few mantissa bits a product of 16 factors would spend."""
+    if dtype not in (torch.float32, torch.float64):
+        return 1
     return next(g for g in (GROUP, 8, 4, 2, 1) if d % g == 0)
 
 
@@ -91,7 +94,7 @@ class _BernoulliLogProbSum(torch.autograd.Function):
         tmp = torch.clamp_min(logits, 0)
         out = tmp.addcmul_(x, logits, value=-1).sum(-1).neg_()  # sum of x l - max(l, 0)
         torch.abs(logits, out=tmp).sigmoid_()  # in [1/2, 1)
-        g = _group(d)
+        g = _group(d, logits.dtype)
         out.add_(tmp.view(*tmp.shape[:-1], d // g, g).prod(-1).log_().sum(-1))
         return out
 

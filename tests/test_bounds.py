@@ -15,7 +15,7 @@ import torch
 from pyro.infer import RenyiELBO
 from pyro.nn import PyroModule
 
-from ppl_vae import LinearGaussian, build_guide
+from ppl_vae import GUIDES, LinearGaussian, build_guide
 from ppl_vae.bounds import (
     auto_chunk,
     batch_seed,
@@ -233,10 +233,11 @@ def test_site_outside_the_data_plate_is_refused(lg):
         log_weights(global_model, global_guide, x, 3)
 
 
-def test_encoder_runs_once_per_batch_and_changes_nothing():
+@pytest.mark.parametrize("name", sorted(GUIDES))
+def test_encoder_runs_once_per_batch_and_changes_nothing(name):
     truth = LinearGaussian.random(x_dim=6, z_dim=2)
     x = truth.sample(10)
-    guide = build_guide("diagonal", 6, 2, hidden=[8])
+    guide = build_guide(name, 6, 2, hidden=[8])
     calls = []
     guide.encoder.register_forward_hook(lambda *_: calls.append(1))
     torch.manual_seed(3)

@@ -98,3 +98,12 @@ def test_validation_refuses_non_binary_values():
     x[0, 0] = 0.5
     with pytest.raises(ValueError):
         IndependentBernoulli(logits, validate_args=True).log_prob(x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_stays_within_its_rounding(dtype):
+    logits, x = _data((4, 784), scale=3.0)
+    got = bernoulli_log_prob_sum(logits.to(dtype), x.to(dtype)).double()
+    want = _exact(logits.to(dtype), x.to(dtype)).sum(-1)
+    eps = torch.finfo(dtype).eps
+    assert (got - want).abs().le(4 * eps * (logits.abs() + 1).sum(-1)).all()
