@@ -1,4 +1,4 @@
-"""Bernoulli distributions whose log density is a fused pass over the logits.
+"""Bernoulli pixels as one event, whose log density is a fused pass over the logits.
 
 ``log p(x | l) = x l - softplus(l)``. PyTorch computes it through
 ``binary_cross_entropy_with_logits``, whose CPU kernel evaluates ``log1p`` element by element
@@ -6,10 +6,9 @@
 
     softplus(l) = max(l, 0) + log1p(exp(-|l|)) = max(l, 0) - log sigmoid(|l|),
 
-which needs only the vectorised ``sigmoid`` and ``log`` (``sigmoid(|l|)`` lies in [1/2, 1), so
-nothing underflows), and the gradient ``x - sigmoid(l)`` is written out by hand, so a backward
-pass costs one sigmoid. ``IndependentBernoulli`` (pixels as one event) also sums over the
-pixels inside the kernel, without writing the per-pixel values: ``sum log sigmoid(|l|)`` is
+which needs only the vectorised ``sigmoid`` and ``log``, and the gradient ``x - sigmoid(l)`` is
+written out by hand, so a backward pass costs one sigmoid. ``IndependentBernoulli`` sums over
+the pixels inside the kernel, without writing the per-pixel values: ``sum log sigmoid(|l|)`` is
 taken as the log of products of 16 factors (each in [1/2, 1), so nothing underflows), which
 needs 16 times fewer logarithms. Values agree with ``torch.distributions.Bernoulli`` to float
 rounding (tested against float64).
@@ -22,58 +21,6 @@ import torch
 from torch.distributions.utils import broadcast_all
 
 GROUP = 16  # factors per product in the summed kernel: 2^-16 <= product <= 1
-
-
-class _BernoulliLogProb(torch.autograd.Function):
-    """``x * l - softplus(l)``, elementwise, with a hand-written gradient."""
-
-    @staticmethod
-    def forward(ctx, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(logits, x)
-        # x l - max(l, 0) + log sigmoid(|l|), in two buffers: fresh allocations of this size
-        # cost more than the arithmetic on the CPU
-        out = torch.mul(x, logits)
-        tmp = torch.abs(logits)
-        out.add_(tmp.sigmoid_().log_())
-        out.sub_(torch.clamp_min(logits, 0, out=tmp))
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _gradients(ctx, grad)
-
-
-def _gradients(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """d/dl (x l - softplus(l)) = x - sigmoid(l) and d/dx = l, times ``grad`` (per pixel)."""
-    logits, x = ctx.saved_tensors
-    grad_logits = grad_x = None
-    if ctx.needs_input_grad[0]:
-        grad_logits = (grad * (x - torch.sigmoid(logits))).sum_to_size(logits.shape)
-    if ctx.needs_input_grad[1]:
-        grad_x = (grad * logits).sum_to_size(x.shape)
-    return grad_logits, grad_x
-
-
-def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``log Bernoulli(x | sigmoid(logits))`` elementwise, broadcasting the two."""
-    return _BernoulliLogProb.apply(logits, x)
-
-
-class BernoulliLogits(dist.Bernoulli):
-    """``pyro.distributions.Bernoulli(logits=...)`` with the fused ``log_prob`` above."""
-
-    def __init__(self, logits: torch.Tensor, validate_args: bool | None = None):
-        super().__init__(logits=logits, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(BernoulliLogits, _instance)
-        return super().expand(batch_shape, _instance=new)
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        if self._validate_args:
-            self._validate_sample(value)
-        logits, value = broadcast_all(self.logits, value)
-        return bernoulli_log_prob(logits, value)
 
 
 def _group(d: int, dtype: torch.dtype) -> int:
@@ -100,7 +47,15 @@ class _BernoulliLogProbSum(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return _gradients(ctx, grad.unsqueeze(-1))  # the sum's gradient reaches every pixel
+        """d/dl = x - sigmoid(l) and d/dx = l per pixel, times the sum's gradient."""
+        logits, x = ctx.saved_tensors
+        grad = grad.unsqueeze(-1)
+        grad_logits = grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_logits = (grad * (x - torch.sigmoid(logits))).sum_to_size(logits.shape)
+        if ctx.needs_input_grad[1]:
+            grad_x = (grad * logits).sum_to_size(x.shape)
+        return grad_logits, grad_x
 
 
 def bernoulli_log_prob_sum(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -110,11 +65,11 @@ def bernoulli_log_prob_sum(logits: torch.Tensor, x: torch.Tensor) -> torch.Tenso
 
 
 class IndependentBernoulli(dist.Independent):
-    """Bernoulli pixels as one event (``BernoulliLogits(logits).to_event(1)``) whose
+    """Bernoulli pixels as one event (``Bernoulli(logits=logits).to_event(1)``) whose
     ``log_prob`` sums over the pixels in the fused kernel above."""
 
     def __init__(self, logits: torch.Tensor, validate_args: bool | None = None):
-        super().__init__(BernoulliLogits(logits), 1, validate_args=validate_args)
+        super().__init__(dist.Bernoulli(logits=logits), 1, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(IndependentBernoulli, _instance)

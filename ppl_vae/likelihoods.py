@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.functional import softplus
 
 from .checks import DataError, check_finite
-from .distributions import BernoulliLogits, IndependentBernoulli
+from .distributions import IndependentBernoulli
 
 
 class Likelihood(nn.Module):
@@ -34,7 +34,7 @@ class Bernoulli(Likelihood):
     """Bernoulli pixels parameterised by logits: for binary data in {0, 1}."""
 
     def forward(self, out: torch.Tensor) -> dist.Distribution:
-        return BernoulliLogits(out)  # Pyro's Bernoulli with a fused log_prob
+        return dist.Bernoulli(logits=out)
 
     def event(self, out: torch.Tensor) -> dist.Distribution:
         return IndependentBernoulli(out)  # sums over pixels inside the fused kernel
