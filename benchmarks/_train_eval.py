@@ -37,8 +37,13 @@ def add_budget_args(p: argparse.ArgumentParser, out: str, k: int, what: str) -> 
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--out", default=out, help="parent folder of the runs")
     p.add_argument("--data-dir", help="data root (default: $PPL_VAE_DATA, else ./data)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"a further recipe override for every {what} (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a further recipe override for every {what} (repeatable)",
+    )
 
 
 def _run(cmd: list[str]) -> tuple[str, float]:
@@ -52,16 +57,46 @@ def _run(cmd: list[str]) -> tuple[str, float]:
 
 def train_and_evaluate(recipe: Path, out: Path, sets: list[str], a) -> Trained:
     """``ppl-vae train recipe --out out --set ...`` then ``ppl-vae evaluate out --k a.k``."""
-    sets = [f"train.epochs={a.epochs}", f"train.seed={a.seed}", f"train.device={a.device}",
-            f"data.subset={a.subset}", *sets, *a.set]  # fmt: skip
+    sets = [
+        f"train.epochs={a.epochs}",
+        f"train.seed={a.seed}",
+        f"train.device={a.device}",
+        f"data.subset={a.subset}",
+        *sets,
+        *a.set,
+    ]
     data = ["--data-dir", a.data_dir] if a.data_dir else []
-    train = [sys.executable, "-m", "ppl_vae", "train", str(recipe), "--out", str(out),
-             "--overwrite", "--no-progress", *data]  # fmt: skip
+    train = [
+        sys.executable,
+        "-m",
+        "ppl_vae",
+        "train",
+        str(recipe),
+        "--out",
+        str(out),
+        "--overwrite",
+        "--no-progress",
+        *data,
+    ]
     train += [arg for s in sets for arg in ("--set", s)]
     stdout, train_seconds = _run(train)
     summary = json.loads(stdout.strip().splitlines()[-1])
-    evaluate = [sys.executable, "-m", "ppl_vae", "evaluate", str(out), "--k", str(a.k), "--json",
-                "--no-progress", "--device", a.device, "--seed", str(a.seed), *data]  # fmt: skip
+    evaluate = [
+        sys.executable,
+        "-m",
+        "ppl_vae",
+        "evaluate",
+        str(out),
+        "--k",
+        str(a.k),
+        "--json",
+        "--no-progress",
+        "--device",
+        a.device,
+        "--seed",
+        str(a.seed),
+        *data,
+    ]
     if a.eval_subset:
         evaluate += ["--subset", str(a.eval_subset)]
     stdout, eval_seconds = _run(evaluate)

@@ -60,15 +60,20 @@ def main() -> None:
             loads.append(time.perf_counter() - t0)
         size = path.stat().st_size
     n_params = sum(q.numel() for q in [*model.parameters(), *guide.parameters()])
-    print(json.dumps({
-        "parameters": n_params,
-        "checkpoint_mib": round(size / 2**20, 2),
-        "save_s_median": round(statistics.median(saves), 4),
-        "load_s_median": round(statistics.median(loads), 4),
-        "svi_step_s_median": round(statistics.median(steps), 4),
-        "batch_size": a.batch_size,
-        "folder": str(Path(a.dir).resolve()) if a.dir else "temporary",
-    }, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "parameters": n_params,
+                "checkpoint_mib": round(size / 2**20, 2),
+                "save_s_median": round(statistics.median(saves), 4),
+                "load_s_median": round(statistics.median(loads), 4),
+                "svi_step_s_median": round(statistics.median(steps), 4),
+                "batch_size": a.batch_size,
+                "folder": str(Path(a.dir).resolve()) if a.dir else "temporary",
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in a.guides:
         results.append(guide_figures(name, a))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # progress, one line a guide
-    budget = {"epochs": a.epochs, "seed": a.seed, "train_subset": a.subset,
-              "eval_subset": a.eval_subset, "k": a.k, "overrides": a.set}  # fmt: skip
+    budget = {
+        "epochs": a.epochs,
+        "seed": a.seed,
+        "train_subset": a.subset,
+        "eval_subset": a.eval_subset,
+        "k": a.k,
+        "overrides": a.set,
+    }
     print(json.dumps({"budget": budget, "runs": results}, indent=2))
     return 0
 

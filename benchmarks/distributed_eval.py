@@ -43,15 +43,34 @@ def main() -> None:
     one = _timed([sys.executable, *args], env)
     single = read_inference_data(a.run)["bounds"]["iwae"].values.copy()
     env["OMP_NUM_THREADS"] = str(max(1, torch.get_num_threads() // a.nproc))
-    many = _timed([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={a.nproc}", *args], env)  # fmt: skip
+    many = _timed(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={a.nproc}",
+            *args,
+        ],
+        env,
+    )
     sharded = read_inference_data(a.run)["bounds"]["iwae"].values
-    print(json.dumps({
-        "k": a.k, "n": int(single.shape[0]), "threads_single": torch.get_num_threads(),
-        "processes": a.nproc, "threads_per_process": int(env["OMP_NUM_THREADS"]),
-        "seconds_single": one, "seconds_sharded": many, "speedup": one / many,
-        "identical": bool((single == sharded).all()),
-    }, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "k": a.k,
+                "n": int(single.shape[0]),
+                "threads_single": torch.get_num_threads(),
+                "processes": a.nproc,
+                "threads_per_process": int(env["OMP_NUM_THREADS"]),
+                "seconds_single": one,
+                "seconds_sharded": many,
+                "speedup": one / many,
+                "identical": bool((single == sharded).all()),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -76,8 +76,9 @@ def plain_iwae(model, guide, x, k, chunk, batch):
             eps = torch.randn(c, *loc.shape, device=x.device)
             z = loc + scale * eps
             logits = model.decoder(z)
-            log_px = -binary_cross_entropy_with_logits(logits, xb.expand_as(logits),
-                                                       reduction="none").sum(-1)  # fmt: skip
+            log_px = -binary_cross_entropy_with_logits(
+                logits, xb.expand_as(logits), reduction="none"
+            ).sum(-1)
             log_pz = -0.5 * (z**2).sum(-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
             log_qz = (-0.5 * eps**2 - scale.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
             lw = (log_px + log_pz - log_qz).double()
@@ -113,8 +114,10 @@ def matmul_peak(rows: int, device: torch.device, repeats: int = 10) -> dict:
         return 2 * m * k * n / best / 1e9
 
     square = 8192 if device.type == "cuda" else 2048
-    rates = {f"square_{square}": rate(square, square, square),
-             "decoder_shape": rate(rows, 400, 784)}  # fmt: skip
+    rates = {
+        f"square_{square}": rate(square, square, square),
+        "decoder_shape": rate(rows, 400, 784),
+    }
     return {**rates, "peak": max(rates.values())}
 
 
@@ -158,8 +161,20 @@ def peak_by_k(a, repeats: int = 3) -> dict:
     the CPU (Linux's VmHWM, reset just before), allocated memory on a GPU."""
     out = {}
     for k in sorted({100, 1000, a.k}):
-        args = [sys.executable, __file__, "--peak-of-k", str(k), "--n", str(a.batch),
-                "--batch", str(a.batch), "--chunk", str(a.chunk), "--device", a.device]  # fmt: skip
+        args = [
+            sys.executable,
+            __file__,
+            "--peak-of-k",
+            str(k),
+            "--n",
+            str(a.batch),
+            "--batch",
+            str(a.batch),
+            "--chunk",
+            str(a.chunk),
+            "--device",
+            a.device,
+        ]
         args += ["--run", a.run] if a.run else []
         # every block over 64 KiB mmapped and unmapped when freed: the resident set then tracks
         # the memory in use, not what glibc's heap happens to keep
@@ -212,8 +227,14 @@ def main() -> None:
     pv.keep_freed_memory()
     model, guide, x = load(a)
     a.chunk = a.chunk or auto_chunk(a.batch, x.device)
-    report = {"n": a.n, "k": a.k, "chunk": a.chunk, "batch": a.batch, "device": str(x.device),
-              "threads": torch.get_num_threads()}  # fmt: skip
+    report = {
+        "n": a.n,
+        "k": a.k,
+        "chunk": a.chunk,
+        "batch": a.batch,
+        "device": str(x.device),
+        "threads": torch.get_num_threads(),
+    }
     report["matmul_gflops"] = matmul_peak(a.chunk * a.batch, x.device)
     flops = flops_per_image(model, guide, x, a.k) * a.n
     report["gflop"] = flops / 1e9
@@ -227,8 +248,9 @@ def main() -> None:
 
         return timed(timed_fn, a.n)
 
-    ours, report["ppl_vae"] = run(lambda: evaluate(model, guide, x, [a.k], a.chunk, a.batch,
-                                                   khat=False))  # fmt: skip
+    ours, report["ppl_vae"] = run(
+        lambda: evaluate(model, guide, x, [a.k], a.chunk, a.batch, khat=False)
+    )
     plain, report["plain_loop"] = run(lambda: plain_iwae(model, guide, x, a.k, a.chunk, a.batch))
     report["ppl_vae"]["iwae"] = ours.iwae[:, 0].mean().item()
     report["plain_loop"]["iwae"] = plain.mean().item()

@@ -61,10 +61,21 @@ def main(argv: list[str] | None = None) -> int:
             ms = step_ms(name, k, recipe, data, x, a.steps, batch)
             times.setdefault(f"{name} K={k}", []).append(ms)
     base = min(times["elbo K=1"])
-    out = {key: {"ms_per_step_min": min(v), "ms_per_step_median": statistics.median(v),
-                 "vs_elbo": min(v) / base} for key, v in times.items()}  # fmt: skip
-    meta = {"recipe": RECIPE.name, "batch_size": batch, "threads": a.threads, "steps": a.steps,
-            "repeats": a.repeats}  # fmt: skip
+    out = {
+        key: {
+            "ms_per_step_min": min(v),
+            "ms_per_step_median": statistics.median(v),
+            "vs_elbo": min(v) / base,
+        }
+        for key, v in times.items()
+    }
+    meta = {
+        "recipe": RECIPE.name,
+        "batch_size": batch,
+        "threads": a.threads,
+        "steps": a.steps,
+        "repeats": a.repeats,
+    }
     print(json.dumps({**meta, "results": out}, indent=2))
     return 0
 

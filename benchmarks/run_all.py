@@ -78,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         text = done.stdout[done.stdout.index("{") :]  # the JSON report follows any log lines
         results[name] = json.loads(text)
         (out / f"{name}.json").write_text(json.dumps(results[name], indent=2) + "\n")
-        print(f"{name}: {time.perf_counter() - t0:.0f} s -> {out / (name + '.json')}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{name}: {time.perf_counter() - t0:.0f} s -> {out / (name + '.json')}", file=sys.stderr
+        )
     figures = summary(results)
     (out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))

@@ -35,8 +35,9 @@ def standard_log_px(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return -binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
 
-def plain_loop(model, guide, x: torch.Tensor, batch: int, lr: float, log_px=standard_log_px,
-               **adam) -> None:  # fmt: skip
+def plain_loop(
+    model, guide, x: torch.Tensor, batch: int, lr: float, log_px=standard_log_px, **adam
+) -> None:
     """One epoch of the same ELBO written out by hand: no Pyro."""
     opt = torch.optim.Adam([*model.parameters(), *guide.parameters()], lr=lr, **adam)
     perm = torch.randperm(len(x), device=x.device)
@@ -77,14 +78,21 @@ def main() -> None:
     x = pv.load_data("mnist", binarize="static").train[: a.images or None].to(device)
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     paths = {
-        "ppl_vae_fit": lambda m, g, b: pv.fit(m, g, x, epochs=1, batch_size=b, device=a.device,
-                                              progress=False),  # fmt: skip
+        "ppl_vae_fit": lambda m, g, b: pv.fit(
+            m, g, x, epochs=1, batch_size=b, device=a.device, progress=False
+        ),
         "plain_loop": lambda m, g, b: plain_loop(m, g, x, b, 1e-3),
-        "plain_loop_same_kernels": lambda m, g, b: plain_loop(m, g, x, b, 1e-3,
-                                                              bernoulli_log_prob_sum, **fused),
-    }  # fmt: skip
-    report = {"images": len(x), "device": str(device), "threads": torch.get_num_threads(),
-              "repeats": a.repeats, "results": []}  # fmt: skip
+        "plain_loop_same_kernels": lambda m, g, b: plain_loop(
+            m, g, x, b, 1e-3, bernoulli_log_prob_sum, **fused
+        ),
+    }
+    report = {
+        "images": len(x),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "repeats": a.repeats,
+        "results": [],
+    }
     for batch in a.batch:
         times = {name: [] for name in paths}
         for _ in range(a.repeats):  # interleaved, so that machine noise hits all alike

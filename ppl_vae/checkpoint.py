@@ -88,17 +88,20 @@ def save_training(
     """Atomically writes everything a resume needs. Call it inside the param-store scope that
     training runs in: Pyro's optimizer names its states through the param store. ``rngs``
     holds every rank's RNG states in a data-parallel run (rank 0's by default)."""
-    save_checkpoint(path, {
-        "model": model.state_dict(),
-        "guide": guide.state_dict(),
-        "optim": optim.get_state(),
-        "rng": rng_state(device),
-        "rng_ranks": rngs if rngs is not None else [rng_state(device)],
-        "position": dataclasses.asdict(position),
-        "history": history,
-        "epoch": position.epoch,  # epochs completed
-        "step": position.step,
-    })  # fmt: skip
+    save_checkpoint(
+        path,
+        {
+            "model": model.state_dict(),
+            "guide": guide.state_dict(),
+            "optim": optim.get_state(),
+            "rng": rng_state(device),
+            "rng_ranks": rngs if rngs is not None else [rng_state(device)],
+            "position": dataclasses.asdict(position),
+            "history": history,
+            "epoch": position.epoch,  # epochs completed
+            "step": position.step,
+        },
+    )
 
 
 def load_weights(path: str | Path, model: nn.Module, guide: nn.Module) -> dict[str, Any]:

@@ -29,9 +29,16 @@ from .storage import CheckpointError, WriteError
 from .train import TrainingDiverged, resolve_device
 
 USER_ERRORS = (
-    RecipeError, DataError, MissingDataError, UnknownNameError, RunDirError, CheckpointError,
-    TrainingDiverged, WriteError, ValueError,
-)  # fmt: skip
+    RecipeError,
+    DataError,
+    MissingDataError,
+    UnknownNameError,
+    RunDirError,
+    CheckpointError,
+    TrainingDiverged,
+    WriteError,
+    ValueError,
+)
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -65,8 +72,16 @@ def _train(a: argparse.Namespace) -> int:
     else:
         raise RecipeError("give a recipe file, e.g. ppl-vae train models/mnist_bernoulli_mlp.toml")
     world = distributed.init(resolve_device(recipe.train.device))
-    run, result = train_recipe(recipe, out, a.data_dir, a.overwrite, bool(a.resume),
-                               progress=not a.no_progress, source=source, world=world)  # fmt: skip
+    run, result = train_recipe(
+        recipe,
+        out,
+        a.data_dir,
+        a.overwrite,
+        bool(a.resume),
+        progress=not a.no_progress,
+        source=source,
+        world=world,
+    )
     if not world.is_main:
         return 0
     summary = {"run": str(run.path), "steps": result.steps, "test_elbo": result.test_elbo}
@@ -124,13 +139,30 @@ def _evaluate(a: argparse.Namespace) -> int:
     labels = data.labels.get(a.split)
     chunk = a.chunk_size or auto_chunk(a.batch_size, x.device)
     t0 = time.perf_counter()
-    result = evaluate(run.model, run.guide, x, a.k, chunk, a.batch_size, a.seed,
-                      khat=not a.no_khat, progress=not a.no_progress, world=world)  # fmt: skip
+    result = evaluate(
+        run.model,
+        run.guide,
+        x,
+        a.k,
+        chunk,
+        a.batch_size,
+        a.seed,
+        khat=not a.no_khat,
+        progress=not a.no_progress,
+        world=world,
+    )
     if not world.is_main:
         return 0
-    meta = {"run": str(run.path), "dataset": a.dataset or run.recipe.data.name, "split": a.split,
-            "seed": a.seed, "chunk_size": chunk, "batch_size": a.batch_size,
-            "processes": world.size, "seconds": time.perf_counter() - t0}  # fmt: skip
+    meta = {
+        "run": str(run.path),
+        "dataset": a.dataset or run.recipe.data.name,
+        "split": a.split,
+        "seed": a.seed,
+        "chunk_size": chunk,
+        "batch_size": a.batch_size,
+        "processes": world.size,
+        "seconds": time.perf_counter() - t0,
+    }
     out_dir = Path(a.out or (run.path / f"eval_{a.dataset}" if a.dataset else run.path))
     out_dir.mkdir(parents=True, exist_ok=True)
     out = write_results(out_dir, result, meta, labels)

@@ -35,9 +35,18 @@ class Loop:
     """The state of one fit(): where it stands, and how it steps, saves and stops."""
 
     def __init__(
-        self, model, guide, optim, data, generator, run_dir, result, limits, world=SINGLE,
+        self,
+        model,
+        guide,
+        optim,
+        data,
+        generator,
+        run_dir,
+        result,
+        limits,
+        world=SINGLE,
         noise=None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.model, self.guide, self.optim, self.data = model, guide, optim, data
         self.generator, self.run_dir, self.result = generator, run_dir, result
         self.limits = limits  # epochs, max_steps, checkpoint_every, checkpoint_steps
@@ -134,9 +143,12 @@ class Loop:
         return all(bool(torch.isfinite(p).all()) for p in params)
 
     def diverged(self, step: int, what: str, cause: BaseException | None = None) -> None:
-        kept = (f"the last good checkpoint, {self.run_dir / CHECKPOINT} at step "
-                f"{self.saved_step}, is kept" if self.saved_step is not None
-                else "no checkpoint had been written yet")  # fmt: skip
+        kept = (
+            f"the last good checkpoint, {self.run_dir / CHECKPOINT} at step "
+            f"{self.saved_step}, is kept"
+            if self.saved_step is not None
+            else "no checkpoint had been written yet"
+        )
         raise TrainingDiverged(
             f"training diverged at step {step} (epoch {self.pos.epoch + 1}): {what}; {kept}. "
             f"Lower train.lr, or check the data and the model."
@@ -144,8 +156,12 @@ class Loop:
 
     def row(self, logged: dict | None) -> dict[str, float]:
         p = self.pos
-        row = {"epoch": p.epoch + 1, "step": p.step, "train_elbo": -p.total / max(p.seen, 1),
-               "seconds": p.seconds}  # fmt: skip
+        row = {
+            "epoch": p.epoch + 1,
+            "step": p.step,
+            "train_elbo": -p.total / max(p.seen, 1),
+            "seconds": p.seconds,
+        }
         row.update(logged or {})
         return row
 
@@ -159,8 +175,16 @@ class Loop:
         device = self.generator.device
         rngs = all_gather(rng_state(device), self.world)  # every rank's stream, for a resume
         if self.world.is_main:
-            save_training(self.run_dir / CHECKPOINT, self.model, self.guide, self.optim,
-                          self.pos, self.result.history, device, rngs)  # fmt: skip
+            save_training(
+                self.run_dir / CHECKPOINT,
+                self.model,
+                self.guide,
+                self.optim,
+                self.pos,
+                self.result.history,
+                device,
+                rngs,
+            )
         barrier(self.world)  # no rank goes on (or resumes) before the file is on disk
         self.saved = at
 

@@ -62,9 +62,11 @@ class ConvEncoder(nn.Module):
         c1, c2 = _two_channels(hidden)
         self.image_shape = (c, h, w)
         self.conv = nn.Sequential(
-            nn.Conv2d(c, c1, 4, stride=2, padding=1), act(),
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1), act(),
-        )  # fmt: skip
+            nn.Conv2d(c, c1, 4, stride=2, padding=1),
+            act(),
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1),
+            act(),
+        )
         self.head = nn.Linear(c2 * (h // 4) * (w // 4), out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,9 +93,10 @@ class ConvDecoder(nn.Module):
         self.start = (c1, h // 4, w // 4)
         self.head = nn.Sequential(nn.Linear(in_features, math.prod(self.start)), act())
         self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(c1, c2, 4, stride=2, padding=1), act(),
+            nn.ConvTranspose2d(c1, c2, 4, stride=2, padding=1),
+            act(),
             nn.ConvTranspose2d(c2, c, 4, stride=2, padding=1),
-        )  # fmt: skip
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         lead = z.shape[:-1]

@@ -42,11 +42,18 @@ class PerPointNoise(Messenger):
         moved = list(shape)
         n = moved.pop(data_dim)
         per_point = int(np.prod(moved)) if moved else 1
-        eps = torch.stack([
-            torch.randn(per_point, generator=torch.Generator().manual_seed(
-                _seed(self.seed, self.epoch, i, self.site)), dtype=like.dtype)
-            for i in self.indices
-        ])  # fmt: skip
+        eps = torch.stack(
+            [
+                torch.randn(
+                    per_point,
+                    generator=torch.Generator().manual_seed(
+                        _seed(self.seed, self.epoch, i, self.site)
+                    ),
+                    dtype=like.dtype,
+                )
+                for i in self.indices
+            ]
+        )
         if eps.shape[0] != n:
             raise ValueError(f"PerPointNoise has {len(self.indices)} indices for {n} points.")
         return eps.reshape(n, *moved).movedim(0, data_dim).to(like.device)

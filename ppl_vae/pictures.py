@@ -106,8 +106,9 @@ def write_pictures(
     save_image(prior_samples(model, n, seed), paths["samples"])
     save_image(reconstructions(model, guide, x[: min(n // 2, len(x))]), paths["reconstructions"])
     pairs = min(8, len(x) // 2)
-    save_image(interpolations(model, guide, x[:pairs], x[pairs : 2 * pairs]),
-               paths["interpolations"])  # fmt: skip
+    save_image(
+        interpolations(model, guide, x[:pairs], x[pairs : 2 * pairs]), paths["interpolations"]
+    )
     z2, names = latent_2d(guide, x)
     paths["latent"] = out / "latent.png"
     plot_latent(z2, None if labels is None else labels[: len(x)].cpu(), paths["latent"], names)

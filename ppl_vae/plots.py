@@ -48,8 +48,15 @@ def plot_bound_vs_k(
         rows = [res.estimate("iwae", k) for k in res.ks]
         ks = [r["k"] for r in rows]
         elbo = res.estimate("elbo")["mean"]
-        ax.errorbar(ks, [r["mean"] for r in rows], yerr=[r["stderr"] for r in rows],
-                    marker="o", capsize=3, color=f"C{i}", label=res.label)  # fmt: skip
+        ax.errorbar(
+            ks,
+            [r["mean"] for r in rows],
+            yerr=[r["stderr"] for r in rows],
+            marker="o",
+            capsize=3,
+            color=f"C{i}",
+            label=res.label,
+        )
         ax.axhline(elbo, color=f"C{i}", ls="--", lw=1)
         gaps = np.array([gap(res, k) for k in ks])
         se = None if np.isnan(gaps[:, 1]).any() else gaps[:, 1]
@@ -65,8 +72,11 @@ def plot_bound_vs_k(
     ax.set_title("IWAE_K (solid), ELBO (dashed)")
     gap_ax.set_ylabel("nats per data point")
     gap_ax.set_title("IWAE_K - ELBO" + (" (dotted: log p(x) - ELBO)" if exact is not None else ""))
-    fig.legend(loc="outside lower center", ncols=min(len(results) + (exact is not None), 3),
-               fontsize="small")  # fmt: skip
+    fig.legend(
+        loc="outside lower center",
+        ncols=min(len(results) + (exact is not None), 3),
+        fontsize="small",
+    )
     return _finish(fig, path)
 
 
@@ -113,8 +123,9 @@ def plot_gap(results: Sequence[RunResult], path: str | Path | None = None):
             continue
         k = max(res.ks)
         gap = ds["iwae"].sel(k=k).values - ds["elbo"].values
-        ax.scatter(ds["elbo"].values, gap, s=6, alpha=0.5, color=f"C{i}",
-                   label=f"{res.label}, K={k}")  # fmt: skip
+        ax.scatter(
+            ds["elbo"].values, gap, s=6, alpha=0.5, color=f"C{i}", label=f"{res.label}, K={k}"
+        )
     ax.set_xlabel("ELBO of the data point (nats)")
     ax.set_ylabel("IWAE_K - ELBO (nats)")
     ax.set_title("Per-data-point gap between IWAE and ELBO")
@@ -132,9 +143,14 @@ def plot_training_curves(
         for key, style, marker in (("train_elbo", "-", "o"), ("valid_elbo", "--", "s")):
             pts = [(r["epoch"], r[key]) for r in rows if key in r]
             if pts:
-                ax.plot(*zip(*pts, strict=True), style, marker=marker, color=f"C{i}",
-                        fillstyle="none" if marker == "s" else "full",
-                        label=f"{key.split('_')[0]}: {label}")  # fmt: skip
+                ax.plot(
+                    *zip(*pts, strict=True),
+                    style,
+                    marker=marker,
+                    color=f"C{i}",
+                    fillstyle="none" if marker == "s" else "full",
+                    label=f"{key.split('_')[0]}: {label}",
+                )
     ax.set_xlabel("epoch")
     ax.set_ylabel("ELBO (nats per data point)")
     ax.set_title("Training curves")

@@ -74,8 +74,15 @@ def load_result(run_dir: str | Path) -> RunResult:
     if (path / EVAL_NETCDF).is_file():
         per_datapoint = read_inference_data(path)[GROUP].load()
     m = recipe.model
-    return RunResult(path.name, recipe.guide.name, recipe.objective.name, m.likelihood,
-                     estimates, per_datapoint, read_metrics(path))  # fmt: skip
+    return RunResult(
+        path.name,
+        recipe.guide.name,
+        recipe.objective.name,
+        m.likelihood,
+        estimates,
+        per_datapoint,
+        read_metrics(path),
+    )
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, float | str]]:
@@ -131,10 +138,15 @@ def comparison_table(results: Sequence[RunResult]) -> list[dict[str, Any]]:
     for res in results:
         elbo = res.estimate("elbo")
         row: dict[str, Any] = {
-            "run": res.name, "guide": res.guide, "objective": res.objective,
-            "likelihood": res.likelihood, "n": elbo["n"], "k_max": elbo["k"],
-            "elbo": elbo["mean"], "elbo_se": elbo["stderr"],
-        }  # fmt: skip
+            "run": res.name,
+            "guide": res.guide,
+            "objective": res.objective,
+            "likelihood": res.likelihood,
+            "n": elbo["n"],
+            "k_max": elbo["k"],
+            "elbo": elbo["mean"],
+            "elbo_se": elbo["stderr"],
+        }
         for k in ks:
             iw = res.estimate("iwae", k)
             row[f"iwae_{k}"] = iw["mean"] if iw else math.nan
@@ -168,8 +180,10 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
         khat = r[f"khat_above_{KHAT_BAD}"]
         cells = [r["run"], r["guide"], r["objective"], r["likelihood"], str(r["n"]), _pm(r, "elbo")]
         cells += [_pm(r, f"iwae_{k}") for k in ks] + [_pm(r, f"gap_{k}") for k in ks if k > 1]
-        cells += ["" if math.isnan(r["ess"]) else f"{r['ess']:.1f}",
-                  "" if math.isnan(khat) else f"{100 * khat:.1f}%"]  # fmt: skip
+        cells += [
+            "" if math.isnan(r["ess"]) else f"{r['ess']:.1f}",
+            "" if math.isnan(khat) else f"{100 * khat:.1f}%",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -56,13 +56,25 @@ def build_parts(recipe: Recipe, data: Splits) -> tuple[VAE, torch.nn.Module]:
     """Builds the model and guide a recipe names, sized for ``data``."""
     m, g = recipe.model, recipe.guide
     model = build_model(
-        m.z_dim, data.x_dim, m.likelihood, m.likelihood_options,
-        m.decoder.net, m.decoder.hidden, m.decoder.activation, data.image_shape,
-    )  # fmt: skip
+        m.z_dim,
+        data.x_dim,
+        m.likelihood,
+        m.likelihood_options,
+        m.decoder.net,
+        m.decoder.hidden,
+        m.decoder.activation,
+        data.image_shape,
+    )
     guide = build_guide(
-        g.name, data.x_dim, m.z_dim, g.encoder.net, g.encoder.hidden, g.encoder.activation,
-        data.image_shape, **g.options,
-    )  # fmt: skip
+        g.name,
+        data.x_dim,
+        m.z_dim,
+        g.encoder.net,
+        g.encoder.hidden,
+        g.encoder.activation,
+        data.image_shape,
+        **g.options,
+    )
     return model, guide
 
 
@@ -79,15 +91,43 @@ def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
     # build_guide and build_objective check option names themselves (and may add options of
     # their own); here only the types of the options a guide or objective declares.
     tables = [
-        (DATASETS, d.name, "dataset", "data.options", d.options,
-         {"root": "--data-dir or $PPL_VAE_DATA", "valid_size": "data.valid_size"}, True),
-        (LIKELIHOODS, m.likelihood, "likelihood", "model.likelihood_options",
-         m.likelihood_options, data_shape, True),
-        (GUIDES, g.name, "guide", "guide.options", g.options,
-         {**data_shape, **encoder, "z_dim": "model.z_dim"}, False),
-        (OBJECTIVES, o.name, "objective", "objective.options", o.options,
-         {"num_particles": "objective.num_particles"}, False),
-    ]  # fmt: skip
+        (
+            DATASETS,
+            d.name,
+            "dataset",
+            "data.options",
+            d.options,
+            {"root": "--data-dir or $PPL_VAE_DATA", "valid_size": "data.valid_size"},
+            True,
+        ),
+        (
+            LIKELIHOODS,
+            m.likelihood,
+            "likelihood",
+            "model.likelihood_options",
+            m.likelihood_options,
+            data_shape,
+            True,
+        ),
+        (
+            GUIDES,
+            g.name,
+            "guide",
+            "guide.options",
+            g.options,
+            {**data_shape, **encoder, "z_dim": "model.z_dim"},
+            False,
+        ),
+        (
+            OBJECTIVES,
+            o.name,
+            "objective",
+            "objective.options",
+            o.options,
+            {"num_particles": "objective.num_particles"},
+            False,
+        ),
+    ]
     for registry, name, what, key, options, reserved, strict in tables:
         check_options(lookup(registry, name, what), options, key, source, reserved, strict)
 
@@ -130,19 +170,34 @@ def train_recipe(
     data = build_data(recipe, data_dir)
     pyro.set_rng_seed(recipe.train.seed)  # the initial weights too come from the recipe's seed
     model, guide = build_parts(recipe, data)
-    loss = build_objective(recipe.objective.name, recipe.objective.num_particles,
-                           **recipe.objective.options)  # fmt: skip
+    loss = build_objective(
+        recipe.objective.name, recipe.objective.num_particles, **recipe.objective.options
+    )
     if resume:  # refuse a mismatched recipe before it replaces the run's own
         load_weights(out / CHECKPOINT, model, guide)
     if world.is_main:
         config.save(recipe, out / RECIPE)
     t = recipe.train
     result = fit(
-        model, guide, data, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
-        device=t.device, loss=loss, run_dir=out, resume=resume, max_steps=t.max_steps,
-        checkpoint_every=t.checkpoint_every, checkpoint_steps=t.checkpoint_steps,
-        eval_batch_size=t.eval_batch_size, progress=progress, world=world, noise=t.noise,
-    )  # fmt: skip
+        model,
+        guide,
+        data,
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        seed=t.seed,
+        device=t.device,
+        loss=loss,
+        run_dir=out,
+        resume=resume,
+        max_steps=t.max_steps,
+        checkpoint_every=t.checkpoint_every,
+        checkpoint_steps=t.checkpoint_steps,
+        eval_batch_size=t.eval_batch_size,
+        progress=progress,
+        world=world,
+        noise=t.noise,
+    )
     return Run(out, recipe, model, guide, data), result
 
 

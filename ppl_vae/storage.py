@@ -49,9 +49,10 @@ def atomic_write(path: str | Path, data: bytes) -> None:
             Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError) and not isinstance(e, WriteError):
             raise WriteError(
-                e.errno, f"could not write {path} ({e.strerror or e}); its previous version is "
-                f"intact. Free disk space (or fix the folder's permissions) and run again."
-            ) from e  # fmt: skip
+                e.errno,
+                f"could not write {path} ({e.strerror or e}); its previous version is "
+                f"intact. Free disk space (or fix the folder's permissions) and run again.",
+            ) from e
         raise
 
 
@@ -112,8 +113,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except PermissionError as e:
         raise CheckpointError(f"checkpoint {path} cannot be read ({e.strerror}).") from e
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            OSError) as e:  # fmt: skip
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+    ) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"checkpoint {path} is damaged or holds more than tensors and plain values, so it "

@@ -25,8 +25,16 @@ from .registry import lookup
 from .storage import remove_temporaries, write_json
 
 SUMMARY = "summary.json"
-__all__ = ["CHECKPOINT", "METRICS", "SUMMARY", "FitResult", "TrainingDiverged",
-           "estimate_elbo", "fit", "resolve_device"]  # fmt: skip
+__all__ = [
+    "CHECKPOINT",
+    "METRICS",
+    "SUMMARY",
+    "FitResult",
+    "TrainingDiverged",
+    "estimate_elbo",
+    "fit",
+    "resolve_device",
+]
 
 
 @dataclass
@@ -43,8 +51,9 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        warnings.warn("train.device = 'cuda' but no GPU is available; running on the CPU.",
-                      stacklevel=2)  # fmt: skip
+        warnings.warn(
+            "train.device = 'cuda' but no GPU is available; running on the CPU.", stacklevel=2
+        )
         device = "cpu"
     return torch.device(device)
 
@@ -120,10 +129,13 @@ def fit(
     """
     if isinstance(data, torch.Tensor):
         data = Splits(data, data[:0], data[:0])
-    for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
-                               ("checkpoint_every", checkpoint_every, 1),
-                               ("checkpoint_steps", checkpoint_steps, 0),
-                               ("max_steps", max_steps, 0)):  # fmt: skip
+    for name, value, least in (
+        ("epochs", epochs, 1),
+        ("batch_size", batch_size, 1),
+        ("checkpoint_every", checkpoint_every, 1),
+        ("checkpoint_steps", checkpoint_steps, 0),
+        ("max_steps", max_steps, 0),
+    ):
         if value < least:
             raise ValueError(f"train.{name} must be at least {least}, got {value}.")
     if lr <= 0:
@@ -148,14 +160,16 @@ def fit(
         optim = AllReduceOptim(torch.optim.Adam, {"lr": lr}, world)
     result = FitResult()
     limits = (epochs, max_steps, checkpoint_every, checkpoint_steps)
-    loop = Loop(model, guide, optim, data, generator, run_dir, result, limits, world,
-                NOISES[noise](seed))  # fmt: skip
+    loop = Loop(
+        model, guide, optim, data, generator, run_dir, result, limits, world, NOISES[noise](seed)
+    )
     # Pyro's checks (model and guide sites agree, shapes, supports) run on the first step only
     loop.validate_next = is_validation_enabled()
     with pyro.get_param_store().scope(), loop.interrupt, pyro.validation_enabled(False):
         if resume:
-            position, result.history = load_training(run_dir / CHECKPOINT, model, guide, optim, dev,
-                                                     world)  # fmt: skip
+            position, result.history = load_training(
+                run_dir / CHECKPOINT, model, guide, optim, dev, world
+            )
             loop.resumed(position)
         broadcast_parameters([model, guide], world)
         loss = loss if loss is not None else Trace_ELBO()

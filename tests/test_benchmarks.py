@@ -11,8 +11,12 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def test_run_all_quick_writes_every_report(tmp_path, data_root):
-    done = subprocess.run([sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--out",
-                           str(tmp_path)], capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     names = {"svi_throughput", "iwae_eval", "objective_step_time", "checkpoint_cost", "summary"}
     assert {p.stem for p in tmp_path.glob("*.json")} == names

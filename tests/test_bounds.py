@@ -125,8 +125,9 @@ def test_per_data_point_and_splitting(lg):
     guide = OffGuide(truth, widen=1.5)
     full = evaluate(model, guide, x, [1, 10, 30], chunk_size=8, batch_size=50, khat=False)
     a = evaluate(model, guide, x[:100], [1, 10, 30], chunk_size=8, batch_size=50, khat=False)
-    b = evaluate(model, guide, x[100:], [1, 10, 30], chunk_size=8, batch_size=50, khat=False,
-                 offset=100)  # fmt: skip
+    b = evaluate(
+        model, guide, x[100:], [1, 10, 30], chunk_size=8, batch_size=50, khat=False, offset=100
+    )
     assert torch.equal(full.iwae, torch.cat([a.iwae, b.iwae]))
     assert torch.equal(full.ess, torch.cat([a.ess, b.ess]))
 

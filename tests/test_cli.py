@@ -13,8 +13,15 @@ from ppl_vae import config, load_run
 from ppl_vae.cli import main
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
-SMOKE = ["--set", "train.max_steps=3", "--set", "data.subset=200", "--set", "train.batch_size=50",
-         "--no-progress"]  # fmt: skip
+SMOKE = [
+    "--set",
+    "train.max_steps=3",
+    "--set",
+    "data.subset=200",
+    "--set",
+    "train.batch_size=50",
+    "--no-progress",
+]
 
 
 @pytest.mark.parametrize("recipe", sorted(MODELS.glob("*.toml")), ids=lambda p: p.stem)
@@ -53,16 +60,32 @@ def test_resume_continues_the_run(tmp_path, capsys):
 
 
 def test_bad_recipe_value_is_a_clear_error(tmp_path, capsys):
-    code = main(["train", str(MODELS / "linear_gaussian.toml"), "--out", str(tmp_path / "r"),
-                 "--set", "train.epochs=abc"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            str(MODELS / "linear_gaussian.toml"),
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            "train.epochs=abc",
+        ]
+    )
     assert code == 2
     assert "train.epochs" in capsys.readouterr().err
 
 
 def test_console_script_runs_as_a_module(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "ppl_vae", "train", str(MODELS / "linear_gaussian.toml"),
-           "--out", str(out), *SMOKE]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "ppl_vae",
+        "train",
+        str(MODELS / "linear_gaussian.toml"),
+        "--out",
+        str(out),
+        *SMOKE,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (out / "checkpoint.pt").is_file()

@@ -16,9 +16,10 @@ def test_every_recipe_loads(path):
 
 
 def test_overrides_are_typed():
-    r = config.load(MODELS / "mnist_bernoulli_mlp.toml",
-                    ["train.epochs=3", "guide.name=iaf", "model.decoder.hidden=[10, 20]",
-                     "train.lr=0.5"])  # fmt: skip
+    r = config.load(
+        MODELS / "mnist_bernoulli_mlp.toml",
+        ["train.epochs=3", "guide.name=iaf", "model.decoder.hidden=[10, 20]", "train.lr=0.5"],
+    )
     assert r.train.epochs == 3 and r.guide.name == "iaf"
     assert r.model.decoder.hidden == [10, 20] and r.train.lr == 0.5
 

@@ -8,8 +8,9 @@ from ppl_vae.registry import UnknownNameError
 
 
 def _listing(root):
-    return sorted((p, os.path.getsize(os.path.join(p, f))) for p, _, fs in os.walk(root)
-                  for f in fs)  # fmt: skip
+    return sorted(
+        (p, os.path.getsize(os.path.join(p, f))) for p, _, fs in os.walk(root) for f in fs
+    )
 
 
 def test_mnist_through_torchvision_without_writing_to_root(data_root):
@@ -20,7 +21,17 @@ def test_mnist_through_torchvision_without_writing_to_root(data_root):
     assert s.test.shape == (10000, 784) and s.image_shape == (1, 28, 28)
     assert s.labels["train"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert torch.bincount(s.labels["test"]).tolist() == [
-        980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # fmt: skip
+        980,
+        1135,
+        1032,
+        1010,
+        982,
+        892,
+        958,
+        1028,
+        974,
+        1009,
+    ]
     assert 0 <= s.train.min() and s.train.max() == 1
 
 

@@ -15,8 +15,16 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-           "--standalone", "-m", "ppl_vae", *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        "--standalone",
+        "-m",
+        "ppl_vae",
+        *args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -26,23 +34,48 @@ def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist") / "lg"
-    assert main(["train", str(MODELS / "linear_gaussian.toml"), "--out", str(out),
-                 "--set", "train.epochs=1", "--set", "data.subset=250",
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                str(MODELS / "linear_gaussian.toml"),
+                "--out",
+                str(out),
+                "--set",
+                "train.epochs=1",
+                "--set",
+                "data.subset=250",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def test_sharded_evaluation_equals_one_process(run_dir):
-    args = ["evaluate", str(run_dir), "--k", "1", "10", "40", "--batch-size", "30",
-            "--chunk-size", "16", "--no-progress"]  # fmt: skip
+    args = [
+        "evaluate",
+        str(run_dir),
+        "--k",
+        "1",
+        "10",
+        "40",
+        "--batch-size",
+        "30",
+        "--chunk-size",
+        "16",
+        "--no-progress",
+    ]
     assert main(args) == 0
     single = read_inference_data(run_dir)["bounds"].load()
     torchrun(2, *args)
     sharded = read_inference_data(run_dir)["bounds"].load()
     assert sharded.sizes["datapoint"] == 250
     for name in ("iwae", "elbo", "ess", "khat"):
-        assert torch.equal(torch.as_tensor(single[name].values),
-                           torch.as_tensor(sharded[name].values)), name  # fmt: skip
+        assert torch.equal(
+            torch.as_tensor(single[name].values), torch.as_tensor(sharded[name].values)
+        ), name
 
 
 WORKER = Path(__file__).with_name("_dp_worker.py")
@@ -55,11 +88,25 @@ def test_two_ranks_with_batch_b_step_like_one_process_with_batch_2b(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir(), two.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(WORKER), str(one), "16", "4"], env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(WORKER), str(one), "16", "4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(WORKER), str(two), "8", "4"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(WORKER),
+        str(two),
+        "8",
+        "4",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     a = torch.load(one / "trajectory.pt", weights_only=True)

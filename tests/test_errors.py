@@ -34,13 +34,17 @@ def _fit(x, likelihood="gaussian", x_dim=4, **kw):
 
 def test_bernoulli_with_grayscale_data_suggests_binarizing():
     x = torch.rand(16, 4)
-    with pytest.raises(DataError, match=r"bernoulli likelihood needs binary data.*data\.binarize "
-                       r"= 'dynamic' or 'static'.*continuous_bernoulli"):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match=r"bernoulli likelihood needs binary data.*data\.binarize "
+        r"= 'dynamic' or 'static'.*continuous_bernoulli",
+    ):
         _fit(x, "bernoulli")
 
 
-@pytest.mark.parametrize("bad,count", [(float("nan"), "1 NaN and 0 Inf"),
-                                       (float("inf"), "0 NaN and 1 Inf")])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad,count", [(float("nan"), "1 NaN and 0 Inf"), (float("inf"), "0 NaN and 1 Inf")]
+)
 @pytest.mark.parametrize("split", ["train", "valid", "test"])
 def test_nan_or_inf_in_any_split(bad, count, split):
     parts = {s: torch.zeros(8, 4) for s in ("train", "valid", "test")}
@@ -63,18 +67,28 @@ def test_empty_dataset_or_split():
         load_data("linear_gaussian", n_train=10, valid_size=5, n_test=0, x_dim=4)
 
 
-@pytest.mark.parametrize("key,bad,closest,valid", [
-    ("guide.name", "diagnal", "diagonal", "diagonal"),
-    ("objective.name", "elbow", "elbo", "elbo"),
-    ("model.likelihood", "bernouli", "bernoulli", "bernoulli, continuous_bernoulli, gaussian"),
-    ("data.name", "fashion-mnist", "fashion_mnist", "binarized_mnist, fashion_mnist"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "key,bad,closest,valid",
+    [
+        ("guide.name", "diagnal", "diagonal", "diagonal"),
+        ("objective.name", "elbow", "elbo", "elbo"),
+        ("model.likelihood", "bernouli", "bernoulli", "bernoulli, continuous_bernoulli, gaussian"),
+        ("data.name", "fashion-mnist", "fashion_mnist", "binarized_mnist, fashion_mnist"),
+    ],
+)
 def test_unknown_name_lists_the_valid_ones_and_the_closest(key, bad, closest, valid):
-    what = {"guide.name": "guide", "objective.name": "objective",
-            "model.likelihood": "likelihood", "data.name": "dataset"}[key]  # fmt: skip
+    what = {
+        "guide.name": "guide",
+        "objective.name": "objective",
+        "model.likelihood": "likelihood",
+        "data.name": "dataset",
+    }[key]
     recipe = config.load(MODELS / "linear_gaussian.toml", [f"{key}={bad}"])
-    with pytest.raises(UnknownNameError, match=rf"unknown {what} '{bad}'\. Did you mean "
-                       rf"'{closest}'\? Valid names: .*{valid}"):  # fmt: skip
+    with pytest.raises(
+        UnknownNameError,
+        match=rf"unknown {what} '{bad}'\. Did you mean "
+        rf"'{closest}'\? Valid names: .*{valid}",
+    ):
         check_recipe(recipe)
 
 
@@ -86,33 +100,67 @@ def test_unknown_names_in_the_builders():
 
 
 def test_unknown_name_through_the_cli_fails_fast_with_exit_2(tmp_path, capsys):
-    code = main(["train", str(MODELS / "mnist_bernoulli_mlp.toml"), "--out", str(tmp_path / "r"),
-                 "--set", "guide.name=diagnl", "--data-dir", str(tmp_path)])  # fmt: skip
+    code = main(
+        [
+            "train",
+            str(MODELS / "mnist_bernoulli_mlp.toml"),
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            "guide.name=diagnl",
+            "--data-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 2  # refused before looking for data (there is none in tmp_path)
     assert "Did you mean 'diagonal'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("toml,message", [
-    ('[train]\nepochs = "ten"\n', r"r\.toml: key 'train\.epochs' must be of type int, got 'ten'"),
-    ("[train]\nepoch = 3\n", r"r\.toml: unknown key 'train\.epoch'\. Did you mean 'train\.epochs'"),
-    ('[model]\ndecoder = { hidden = ["a"] }\n',
-     r"r\.toml: key 'model\.decoder\.hidden\[0\]' must be of type int"),
-    ("[guide]\noptions = { min_scale = \"small\" }\n",
-     r"r\.toml: key 'guide\.options\.min_scale' must be of type float, got 'small'"),
-    ("[guide]\noptions = { hidden = [3] }\n",
-     r"r\.toml: key 'guide\.options\.hidden' cannot be set here: it comes from "
-     r"guide\.encoder\.hidden"),
-    ('[model]\nlikelihood = "gaussian"\nlikelihood_options = { learn_scale = 1 }\n',
-     r"r\.toml: key 'model\.likelihood_options\.learn_scale' must be of type str"),
-    ('[data]\nname = "linear_gaussian"\noptions = { x_dim = 2.5 }\n',
-     r"r\.toml: key 'data\.options\.x_dim' must be of type int, got 2\.5"),
-    ('[model]\nlikelihood = "gaussian"\nlikelihood_options = { scal = 0.5 }\n',
-     r"r\.toml: unknown key 'model\.likelihood_options\.scal'\. Did you mean "
-     r"'model\.likelihood_options\.scale'"),
-    ('[data]\nname = "linear_gaussian"\noptions = { n_trian = 10 }\n',
-     r"r\.toml: unknown key 'data\.options\.n_trian'\. Did you mean 'data\.options\.n_train'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "toml,message",
+    [
+        (
+            '[train]\nepochs = "ten"\n',
+            r"r\.toml: key 'train\.epochs' must be of type int, got 'ten'",
+        ),
+        (
+            "[train]\nepoch = 3\n",
+            r"r\.toml: unknown key 'train\.epoch'\. Did you mean 'train\.epochs'",
+        ),
+        (
+            '[model]\ndecoder = { hidden = ["a"] }\n',
+            r"r\.toml: key 'model\.decoder\.hidden\[0\]' must be of type int",
+        ),
+        (
+            '[guide]\noptions = { min_scale = "small" }\n',
+            r"r\.toml: key 'guide\.options\.min_scale' must be of type float, got 'small'",
+        ),
+        (
+            "[guide]\noptions = { hidden = [3] }\n",
+            r"r\.toml: key 'guide\.options\.hidden' cannot be set here: it comes from "
+            r"guide\.encoder\.hidden",
+        ),
+        (
+            '[model]\nlikelihood = "gaussian"\nlikelihood_options = { learn_scale = 1 }\n',
+            r"r\.toml: key 'model\.likelihood_options\.learn_scale' must be of type str",
+        ),
+        (
+            '[data]\nname = "linear_gaussian"\noptions = { x_dim = 2.5 }\n',
+            r"r\.toml: key 'data\.options\.x_dim' must be of type int, got 2\.5",
+        ),
+        (
+            '[model]\nlikelihood = "gaussian"\nlikelihood_options = { scal = 0.5 }\n',
+            r"r\.toml: unknown key 'model\.likelihood_options\.scal'\. Did you mean "
+            r"'model\.likelihood_options\.scale'",
+        ),
+        (
+            '[data]\nname = "linear_gaussian"\noptions = { n_trian = 10 }\n',
+            r"r\.toml: unknown key 'data\.options\.n_trian'\. "
+            r"Did you mean 'data\.options\.n_train'",
+        ),
+    ],
+)
 def test_wrong_recipe_key_or_type_names_the_key_and_the_file(tmp_path, toml, message):
     path = tmp_path / "r.toml"
     path.write_text(toml)
@@ -122,8 +170,9 @@ def test_wrong_recipe_key_or_type_names_the_key_and_the_file(tmp_path, toml, mes
 
 def test_wrong_option_type_through_the_cli_names_the_file(tmp_path, capsys):
     recipe = MODELS / "linear_gaussian.toml"
-    code = main(["train", str(recipe), "--out", str(tmp_path / "r"),
-                 "--set", "data.options.n_train=many"])  # fmt: skip
+    code = main(
+        ["train", str(recipe), "--out", str(tmp_path / "r"), "--set", "data.options.n_train=many"]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "linear_gaussian.toml: key 'data.options.n_train' must be of type int" in err
@@ -142,9 +191,12 @@ def test_missing_data_root_says_which_files_go_where(tmp_path):
         match=rf"MNIST files are missing: put "
         rf"train-images-idx3-ubyte\.gz, .* in {tmp_path}/MNIST/raw/.*--data-dir",
     ):
-        load_data("mnist", tmp_path)  # fmt: skip
-    with pytest.raises(MissingDataError, match=rf"binarized_mnist\.npz in "
-                       rf"{tmp_path}/binarized_mnist/"):  # fmt: skip
+        load_data("mnist", tmp_path)
+    with pytest.raises(
+        MissingDataError,
+        match=rf"binarized_mnist\.npz in "
+        rf"{tmp_path}/binarized_mnist/",
+    ):
         load_data("binarized_mnist", tmp_path)
     recipe = config.load(MODELS / "mnist_bernoulli_mlp.toml")
     with pytest.raises(MissingDataError, match="PPL_VAE_DATA"):
@@ -154,8 +206,11 @@ def test_missing_data_root_says_which_files_go_where(tmp_path):
 def test_existing_run_dir_is_refused_without_resume_or_overwrite(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "metrics.csv").write_text("epoch\n")
-    with pytest.raises(RunDirError, match=r"exists already; pass --resume to continue it, "
-                       r"--overwrite to replace it"):  # fmt: skip
+    with pytest.raises(
+        RunDirError,
+        match=r"exists already; pass --resume to continue it, "
+        r"--overwrite to replace it",
+    ):
         prepare_run_dir(tmp_path / "run")
     with pytest.raises(RunDirError, match=r"cannot resume: .* has no checkpoint\.pt"):
         prepare_run_dir(tmp_path / "run", resume=True)
@@ -199,8 +254,13 @@ OPTIMIZED = textwrap.dedent("""
 
 
 def test_checks_work_under_python_dash_o():
-    done = subprocess.run([sys.executable, "-O", "-c", OPTIMIZED], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-O", "-c", OPTIMIZED],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out.pop("debug") is False and out.pop("validation") is False

@@ -14,9 +14,22 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "lg"
-    assert main(["train", str(MODELS / "linear_gaussian.toml"), "--out", str(out),
-                 "--set", "train.epochs=2", "--set", "data.subset=300",
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                str(MODELS / "linear_gaussian.toml"),
+                "--out",
+                str(out),
+                "--set",
+                "train.epochs=2",
+                "--set",
+                "data.subset=300",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -28,10 +41,19 @@ def test_evaluate_writes_json_and_netcdf(run_dir, capsys):
     saved = json.loads((run_dir / "eval.json").read_text())
     assert printed == saved and saved["split"] == "test"
     rows = {(r["estimator"], r["k"]): r for r in saved["estimates"]}
-    assert {("elbo", 50), ("iwae", 1), ("iwae", 10), ("iwae", 50), ("ess", 50),
-            ("khat_above_0.7", 50)} <= set(rows)  # fmt: skip
-    assert all(r["n"] == 120 and r["stderr"] > 0 for r in saved["estimates"]
-               if r["estimator"] != "khat_above_0.7")  # fmt: skip
+    assert {
+        ("elbo", 50),
+        ("iwae", 1),
+        ("iwae", 10),
+        ("iwae", 50),
+        ("ess", 50),
+        ("khat_above_0.7", 50),
+    } <= set(rows)
+    assert all(
+        r["n"] == 120 and r["stderr"] > 0
+        for r in saved["estimates"]
+        if r["estimator"] != "khat_above_0.7"
+    )
     assert rows["iwae", 50]["mean"] >= rows["elbo", 50]["mean"]
     idata = read_inference_data(run_dir)
     ds = idata["bounds"]
@@ -42,8 +64,22 @@ def test_evaluate_writes_json_and_netcdf(run_dir, capsys):
 
 
 def test_evaluate_table_and_errors(run_dir, capsys):
-    assert main(["evaluate", str(run_dir), "--k", "1", "5", "--no-khat", "--subset", "30",
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run_dir),
+                "--k",
+                "1",
+                "5",
+                "--no-khat",
+                "--subset",
+                "30",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["estimator", "K", "mean", "stderr", "n"]
     assert main(["evaluate", str(run_dir), "--k", "1", "5", "--subset", "30"]) == 2

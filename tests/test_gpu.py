@@ -13,16 +13,32 @@ from ppl_vae.bounds import evaluate, log_weights
 from ppl_vae.cli import main
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
-SMOKE = ["--set", "train.max_steps=3", "--set", "data.subset=200", "--set", "train.batch_size=50",
-         "--no-progress"]  # fmt: skip
+SMOKE = [
+    "--set",
+    "train.max_steps=3",
+    "--set",
+    "data.subset=200",
+    "--set",
+    "train.batch_size=50",
+    "--no-progress",
+]
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback of a CPU machine")
 def test_cuda_falls_back_to_the_cpu_with_a_warning(tmp_path, capsys):
     with pytest.warns(UserWarning, match="no GPU is available"):
-        code = main(["train", str(MODELS / "linear_gaussian.toml"), "--out", str(tmp_path / "r"),
-                     "--device", "cuda", *SMOKE])  # fmt: skip
+        code = main(
+            [
+                "train",
+                str(MODELS / "linear_gaussian.toml"),
+                "--out",
+                str(tmp_path / "r"),
+                "--device",
+                "cuda",
+                *SMOKE,
+            ]
+        )
     assert code == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 3
 
@@ -32,8 +48,25 @@ def _train_and_evaluate(tmp_path, capsys, device):
     recipe = str(MODELS / "mnist_bernoulli_mlp.toml")
     assert main(["train", recipe, "--out", str(out), "--device", device, *SMOKE]) == 0
     capsys.readouterr()
-    assert main(["evaluate", str(out), "--device", device, "--k", "1", "10", "100",
-                 "--subset", "50", "--no-progress", "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                str(out),
+                "--device",
+                device,
+                "--k",
+                "1",
+                "10",
+                "100",
+                "--subset",
+                "50",
+                "--no-progress",
+                "--json",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert {r["estimator"] for r in result["estimates"]} >= {"elbo", "iwae"}
     run = load_run(out, device=device)

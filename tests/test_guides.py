@@ -301,8 +301,17 @@ def test_elbo_gap_on_a_correlated_posterior(name, linear_gaussian):
     guide = build_guide(name, truth.x_dim, truth.z_dim, hidden=[], **options).to(DTYPE)
     loss = build_objective("elbo", num_particles=8)
     for seed, (epochs, batch_size, lr) in enumerate(stages):
-        fit_vae(model, guide, train, epochs=epochs, batch_size=batch_size, lr=lr, loss=loss,
-                seed=seed, progress=False)  # fmt: skip
+        fit_vae(
+            model,
+            guide,
+            train,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            loss=loss,
+            seed=seed,
+            progress=False,
+        )
     with torch.no_grad():
         q = guide.distribution(test)
         z = q.sample((200,))
@@ -328,19 +337,44 @@ def test_elbo_gap_on_a_correlated_posterior(name, linear_gaussian):
 # --- Swapping guides: by name on the CLI, and as an object written by hand ----------------
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
-SMOKE = ["--set", "train.max_steps=3", "--set", "data.subset=200", "--set", "train.batch_size=50",
-         "--no-progress"]  # fmt: skip
+SMOKE = [
+    "--set",
+    "train.max_steps=3",
+    "--set",
+    "data.subset=200",
+    "--set",
+    "train.batch_size=50",
+    "--no-progress",
+]
 
 
 def test_set_guide_name_and_options_on_the_cli(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", str(MODELS / "linear_gaussian.toml"), "--out", str(out), "--set",
-            "guide.name=iaf", "--set", "guide.options.num_flows=3", *SMOKE]  # fmt: skip
+    args = [
+        "train",
+        str(MODELS / "linear_gaussian.toml"),
+        "--out",
+        str(out),
+        "--set",
+        "guide.name=iaf",
+        "--set",
+        "guide.options.num_flows=3",
+        *SMOKE,
+    ]
     assert main(args) == 0
     run = load_run(out)
     assert isinstance(run.guide, GUIDES["iaf"]) and len(run.guide.flows) == 3
-    bad = ["train", str(MODELS / "linear_gaussian.toml"), "--out", str(tmp_path / "bad"),
-           "--set", "guide.name=iaf", "--set", "guide.options.num_flow=3", *SMOKE]  # fmt: skip
+    bad = [
+        "train",
+        str(MODELS / "linear_gaussian.toml"),
+        "--out",
+        str(tmp_path / "bad"),
+        "--set",
+        "guide.name=iaf",
+        "--set",
+        "guide.options.num_flow=3",
+        *SMOKE,
+    ]
     assert main(bad) == 2
     assert "num_flow" in (err := capsys.readouterr().err) and "num_flows" in err
 
@@ -369,8 +403,17 @@ def test_readme_guide_trains_and_is_bounded(tmp_path):
     guide = cls(X_DIM, Z_DIM, hidden=16).to(DTYPE)
     x = _data(64)
     loss = build_objective("elbo_stl", num_particles=4)
-    result = fit_vae(model, guide, x, epochs=3, batch_size=32, lr=1e-2, loss=loss,
-                     run_dir=tmp_path, progress=False)  # fmt: skip
+    result = fit_vae(
+        model,
+        guide,
+        x,
+        epochs=3,
+        batch_size=32,
+        lr=1e-2,
+        loss=loss,
+        run_dir=tmp_path,
+        progress=False,
+    )
     assert result.steps == 6 and (tmp_path / "checkpoint.pt").is_file()
     log_w = log_weights(model, guide, x, num_particles=8)
     assert log_w.shape == (8, 64) and torch.isfinite(log_w).all()

@@ -22,8 +22,9 @@ def test_exact_formulas_satisfy_bayes_rule():
     truth = LinearGaussian.random(x_dim=7, z_dim=3, noise=0.4, correlation=0.6, dtype=DTYPE)
     x = truth.sample(20, torch.Generator().manual_seed(1))
     z = torch.randn(20, 3, dtype=DTYPE)
-    log_joint = (Normal(0.0, 1.0).log_prob(z).sum(-1)
-                 + Normal(z @ truth.W.T + truth.b, truth.s).log_prob(x).sum(-1))  # fmt: skip
+    log_joint = Normal(0.0, 1.0).log_prob(z).sum(-1) + Normal(
+        z @ truth.W.T + truth.b, truth.s
+    ).log_prob(x).sum(-1)
     # log p(x) = log p(x, z) - log p(z | x) for every z.
     assert torch.allclose(truth.log_prob(x), log_joint - truth.posterior(x).log_prob(z), atol=1e-10)
 

@@ -15,8 +15,11 @@ KERNEL = "ppl_vae_tests"
 
 
 def test_there_are_notebooks():
-    assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_bound_comparison",
-                                           "03_custom_guide"]  # fmt: skip
+    assert [p.stem for p in NOTEBOOKS] == [
+        "01_quickstart",
+        "02_bound_comparison",
+        "03_custom_guide",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -45,8 +48,9 @@ def kernel_manager_factory(tmp_path_factory):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_smoke_mode(path, data_root, kernel_manager_factory, tmp_path,
-                                     monkeypatch):  # fmt: skip
+def test_notebook_runs_in_smoke_mode(
+    path, data_root, kernel_manager_factory, tmp_path, monkeypatch
+):
     from nbclient import NotebookClient
 
     monkeypatch.setenv("PPL_VAE_SMOKE", "1")

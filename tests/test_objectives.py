@@ -169,8 +169,9 @@ def test_miwae_with_one_particle_per_group_is_the_elbo(truth):
         assert torch.allclose(g, ref_grads[key], rtol=1e-10, atol=1e-12), key
 
 
-@pytest.mark.parametrize("kl,ref", [("sample", "elbo"), ("analytic", "elbo_analytic_kl"),
-                                    ("stl", "elbo_stl")])  # fmt: skip
+@pytest.mark.parametrize(
+    "kl,ref", [("sample", "elbo"), ("analytic", "elbo_analytic_kl"), ("stl", "elbo_stl")]
+)
 def test_free_bits_at_zero_is_the_base_elbo(truth, kl, ref):
     model, guide = _trainable(truth)
     x = truth.sample(40, torch.Generator().manual_seed(6))
@@ -207,8 +208,12 @@ class _IgnoresKLWeight(IWAE_DReG):
 def test_dreg_is_unbiased_for_the_iwae_gradient_with_lower_variance(truth, kl_weight):
     K, R = 10, 20000
     model = truth.vae()
-    guide = _set_guide(_guide(truth), truth, shift=torch.tensor([0.5, -0.3], dtype=DTYPE),
-                       factor=torch.tensor([1.3, 0.8], dtype=DTYPE))  # fmt: skip
+    guide = _set_guide(
+        _guide(truth),
+        truth,
+        shift=torch.tensor([0.5, -0.3], dtype=DTYPE),
+        factor=torch.tensor([1.3, 0.8], dtype=DTYPE),
+    )
     x = _repeat(truth, R)
 
     def annealed(loss):  # KL weight 0.5: the second epoch of a two-epoch warm-up
@@ -337,8 +342,17 @@ def test_fit_logs_the_kl_weight_and_free_bits_each_epoch(truth, tmp_path):
     model, guide = truth.vae(), _guide(truth)
     x = truth.sample(200, torch.Generator().manual_seed(17))
     loss = build_objective("elbo", kl_warmup_epochs=2, free_bits=0.1)
-    result = fit(model, guide, x, epochs=3, batch_size=100, lr=1e-2, loss=loss, run_dir=tmp_path,
-                 progress=False)  # fmt: skip
+    result = fit(
+        model,
+        guide,
+        x,
+        epochs=3,
+        batch_size=100,
+        lr=1e-2,
+        loss=loss,
+        run_dir=tmp_path,
+        progress=False,
+    )
     assert [r["kl_weight"] for r in result.history] == [0.0, 0.5, 1.0]
     assert [r["free_bits"] for r in result.history] == [0.1] * 3
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
@@ -390,15 +404,18 @@ def test_stl_needs_a_module_guide(truth):
         build_objective("elbo_stl").loss(truth.vae(), lambda x: guide(x), x)
 
 
-@pytest.mark.parametrize("name,kwargs,match", [
-    ("iwae", {"free_bits": 0.5}, "no separate KL term"),
-    ("renyi", {}, "alpha"),
-    ("renyi", {"alpha": 1}, "alpha"),
-    ("iwae", {"M": 2}, "has no option 'M'"),
-    ("miwae", {"M": 0}, "M must be an integer"),
-    ("elbo", {"kl_start": 0.5}, "kl_warmup_epochs"),
-    ("elbo", {"num_particles": 0}, "num_particles"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,kwargs,match",
+    [
+        ("iwae", {"free_bits": 0.5}, "no separate KL term"),
+        ("renyi", {}, "alpha"),
+        ("renyi", {"alpha": 1}, "alpha"),
+        ("iwae", {"M": 2}, "has no option 'M'"),
+        ("miwae", {"M": 0}, "M must be an integer"),
+        ("elbo", {"kl_start": 0.5}, "kl_warmup_epochs"),
+        ("elbo", {"num_particles": 0}, "num_particles"),
+    ],
+)
 def test_bad_options_are_clear_errors(name, kwargs, match):
     with pytest.raises(ObjectiveError, match=match):
         build_objective(name, **kwargs)

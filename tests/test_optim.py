@@ -31,8 +31,7 @@ def _train(optim, steps, model=None, guide=None, x=None, seed=1):
     if seed is not None:
         pyro.set_rng_seed(seed)
     losses = [svi.step(x) for _ in range(steps)]
-    params = torch.cat([p.detach().reshape(-1) for p in [*model.parameters(),
-                                                          *guide.parameters()]])  # fmt: skip
+    params = torch.cat([p.detach().reshape(-1) for p in [*model.parameters(), *guide.parameters()]])
     return losses, params, (model, guide, x)
 
 

@@ -91,8 +91,9 @@ def test_n_steps_resume_n_more_equals_2n_steps(tmp_path, n):
     assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["step"] == n
     resumed, *_ = _train(tmp_path / "b", max_steps=2 * n, resume=True)
     # Parameters, Adam's moments, every RNG, the position in the epoch and the metrics history.
-    _assert_same(load_checkpoint(tmp_path / "a" / CHECKPOINT),
-                 load_checkpoint(tmp_path / "b" / CHECKPOINT))  # fmt: skip
+    _assert_same(
+        load_checkpoint(tmp_path / "a" / CHECKPOINT), load_checkpoint(tmp_path / "b" / CHECKPOINT)
+    )
     assert _rows(resumed) == _rows(one_go)
     assert resumed.test_elbo == one_go.test_elbo and resumed.steps == 2 * n
     assert (tmp_path / "a" / METRICS).read_text().count("\n") == len(one_go.history) + 1
@@ -119,8 +120,9 @@ def test_resume_is_exact_with_a_wrapped_vectorized_loss(tmp_path):
     one_go, *_ = _train(tmp_path / "a", loss=Wrapped(), max_steps=8)
     _train(tmp_path / "b", loss=Wrapped(), max_steps=4)
     resumed, *_ = _train(tmp_path / "b", loss=Wrapped(), max_steps=8, resume=True)
-    _assert_same(load_checkpoint(tmp_path / "a" / CHECKPOINT),
-                 load_checkpoint(tmp_path / "b" / CHECKPOINT))  # fmt: skip
+    _assert_same(
+        load_checkpoint(tmp_path / "a" / CHECKPOINT), load_checkpoint(tmp_path / "b" / CHECKPOINT)
+    )
     assert _rows(resumed) == _rows(one_go)
 
 
@@ -196,8 +198,11 @@ class NanAt(Trace_ELBO):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    with pytest.raises(TrainingDiverged, match=r"step 8 \(epoch 3\).*loss became nan.*"
-                       r"checkpoint.pt at step 6, is kept"):  # fmt: skip
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"step 8 \(epoch 3\).*loss became nan.*"
+        r"checkpoint.pt at step 6, is kept",
+    ):
         _train(tmp_path, loss=NanAt(8))
     state = load_checkpoint(tmp_path / CHECKPOINT)
     assert state["step"] == 6
@@ -239,8 +244,9 @@ def test_ctrl_c_saves_the_last_whole_step_and_resumes_exactly(tmp_path):
     assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["step"] == 5
     resumed, *_ = _train(tmp_path / "b", epochs=3, resume=True)
     one_go, *_ = _train(tmp_path / "a", epochs=3)
-    _assert_same(load_checkpoint(tmp_path / "a" / CHECKPOINT),
-                 load_checkpoint(tmp_path / "b" / CHECKPOINT))  # fmt: skip
+    _assert_same(
+        load_checkpoint(tmp_path / "a" / CHECKPOINT), load_checkpoint(tmp_path / "b" / CHECKPOINT)
+    )
     assert _rows(resumed) == _rows(one_go)
 
 
@@ -267,8 +273,11 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch, where):
     path = tmp_path / CHECKPOINT
     save_checkpoint(path, {"w": torch.arange(5.0)})
     before = path.read_bytes()
-    target = {"write": (storage, "_write", _half_then_enospc), "fsync": (os, "fsync", _enospc),
-              "replace": (os, "replace", _enospc)}[where]  # fmt: skip
+    target = {
+        "write": (storage, "_write", _half_then_enospc),
+        "fsync": (os, "fsync", _enospc),
+        "replace": (os, "replace", _enospc),
+    }[where]
     with monkeypatch.context() as m:
         m.setattr(*target)
         with pytest.raises(WriteError, match=r"No space left.*previous version is intact") as e:
@@ -316,7 +325,7 @@ def _valid_bytes(tmp_path):
 BAD_FILES = {
     "pickled-object": lambda t: _torch_bytes(
         {"format": storage.FORMAT, "version": 1, "x": Payload(t / "ran")}
-    ),  # fmt: skip
+    ),
     "plain-pickle": lambda t: pickle.dumps({"format": storage.FORMAT, "x": Payload(t / "ran")}),
     "truncated": lambda t: _valid_bytes(t)[:-3000],
     "random-bytes": lambda t: (
@@ -325,7 +334,7 @@ BAD_FILES = {
         )
         .numpy()
         .tobytes()
-    ),  # fmt: skip
+    ),
     "empty": lambda t: b"",
 }
 
@@ -343,8 +352,11 @@ def _torch_bytes(obj):
 def test_untrusted_checkpoints_are_refused(tmp_path, kind):
     path = tmp_path / CHECKPOINT
     path.write_bytes(BAD_FILES[kind](tmp_path))
-    with pytest.raises(CheckpointError, match=r"checkpoint\.pt is damaged or holds more than "
-                       r"tensors.*not loaded"):  # fmt: skip
+    with pytest.raises(
+        CheckpointError,
+        match=r"checkpoint\.pt is damaged or holds more than "
+        r"tensors.*not loaded",
+    ):
         load_checkpoint(path)
     assert not (tmp_path / "ran").exists()  # no code from the file ran
 
@@ -421,16 +433,30 @@ CHILD = textwrap.dedent("""
 """)
 # 4 steps an epoch, 12 in all; checkpoints at steps 4, 5, 8, 10 and 12.
 RECIPE = str(REPO / "models" / "linear_gaussian.toml")
-SMALL = ["--set", "data.subset=200", "--set", "train.batch_size=50", "--set", "train.epochs=3",
-         "--set", "train.checkpoint_steps=5", "--no-progress"]  # fmt: skip
+SMALL = [
+    "--set",
+    "data.subset=200",
+    "--set",
+    "train.batch_size=50",
+    "--set",
+    "train.epochs=3",
+    "--set",
+    "train.checkpoint_steps=5",
+    "--no-progress",
+]
 
 
 def _cli(args, wait_at=0, sigint_at=0):
-    env = {**os.environ, "WAIT_AT": str(wait_at), "SIGINT_AT": str(sigint_at),
-           "OMP_NUM_THREADS": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "WAIT_AT": str(wait_at),
+        "SIGINT_AT": str(sigint_at),
+        "OMP_NUM_THREADS": "1",
+    }
     cmd = [sys.executable, "-c", CHILD, *args]
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _finish(proc, code=0):
@@ -462,8 +488,11 @@ def test_sigkill_then_resume_gives_the_uninterrupted_run(tmp_path, uninterrupted
 
 def test_ctrl_c_in_the_cli_exits_130_and_resumes_exactly(tmp_path, uninterrupted):
     err = _finish(_cli(["train", RECIPE, "--out", str(tmp_path), *SMALL], sigint_at=7), 130)
-    assert re.search(r"ppl-vae train: interrupted after step 7; saved .*checkpoint\.pt\. "
-                     r"Continue with: ppl-vae train --resume", err), err  # fmt: skip
+    assert re.search(
+        r"ppl-vae train: interrupted after step 7; saved .*checkpoint\.pt\. "
+        r"Continue with: ppl-vae train --resume",
+        err,
+    ), err
     assert load_checkpoint(tmp_path / CHECKPOINT)["step"] == 7
     _finish(_cli(["train", "--resume", str(tmp_path), "--no-progress"]))
     _assert_same(uninterrupted, load_checkpoint(tmp_path / CHECKPOINT))

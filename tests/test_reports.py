@@ -39,11 +39,39 @@ def runs(tmp_path_factory):
     settings = {"well": ["train.epochs=2"], "poor": ["train.epochs=1", "train.lr=0.001"]}
     for name, sets in settings.items():
         sets = [a for s in [*sets, "data.subset=300"] for a in ("--set", s)]
-        assert main(["train", str(MODELS / "linear_gaussian.toml"), "--out", str(root / name),
-                     *sets, *QUIET]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "train",
+                    str(MODELS / "linear_gaussian.toml"),
+                    "--out",
+                    str(root / name),
+                    *sets,
+                    *QUIET,
+                ]
+            )
+            == 0
+        )
         k = [str(k) for k in KS]
-        assert main(["evaluate", str(root / name), "--k", *k, "--subset", "120", "--batch-size",
-                     "50", "--chunk-size", "25", "--per-datapoint", *QUIET]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "evaluate",
+                    str(root / name),
+                    "--k",
+                    *k,
+                    "--subset",
+                    "120",
+                    "--batch-size",
+                    "50",
+                    "--chunk-size",
+                    "25",
+                    "--per-datapoint",
+                    *QUIET,
+                ]
+            )
+            == 0
+        )
     return [root / name for name in settings]
 
 
@@ -59,10 +87,15 @@ def test_compare_table_matches_eval_json(runs, tmp_path, capsys):
     assert list(rows[0]) == expected
     assert [r["run"] for r in rows] == ["well", "poor"]
     for row, run in zip(rows, runs, strict=True):
-        assert (row["guide"], row["objective"], row["likelihood"]) == ("diagonal", "elbo",
-                                                                       "gaussian")  # fmt: skip
-        saved = {(e["estimator"], e["k"]): e for e in json.loads((run / "eval.json").read_text())
-                 ["estimates"]}  # fmt: skip
+        assert (row["guide"], row["objective"], row["likelihood"]) == (
+            "diagonal",
+            "elbo",
+            "gaussian",
+        )
+        saved = {
+            (e["estimator"], e["k"]): e
+            for e in json.loads((run / "eval.json").read_text())["estimates"]
+        }
         assert int(row["n"]) == 120 and int(row["k_max"]) == 50
         # The CSV writes floats with repr, so they must equal eval.json exactly.
         assert float(row["elbo"]) == saved["elbo", 50]["mean"]
@@ -97,8 +130,22 @@ def test_compare_table_matches_eval_json(runs, tmp_path, capsys):
 
 def test_compare_refuses_runs_without_evaluation(runs, tmp_path, capsys):
     bare = tmp_path / "bare"
-    assert main(["train", str(MODELS / "linear_gaussian.toml"), "--out", str(bare), "--set",
-                 "train.max_steps=2", "--set", "data.subset=100", *QUIET]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                str(MODELS / "linear_gaussian.toml"),
+                "--out",
+                str(bare),
+                "--set",
+                "train.max_steps=2",
+                "--set",
+                "data.subset=100",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["compare", str(runs[0]), str(bare), "--out", str(tmp_path / "r")]) == 2
     assert f"ppl-vae evaluate {bare}" in capsys.readouterr().err
@@ -112,8 +159,7 @@ def test_per_datapoint_scores_match_netcdf(runs):
     rows = list(csv.DictReader(open(runs[0] / "scores.csv")))
     assert list(rows[0]) == ["datapoint", "log_p", "elbo", "iwae_1", "iwae_10", "iwae_50"]
     assert len(rows) == 120
-    np.testing.assert_array_equal(read_scores(runs[0] / "scores.csv"),
-                                  ds["iwae"].sel(k=50).values)  # fmt: skip
+    np.testing.assert_array_equal(read_scores(runs[0] / "scores.csv"), ds["iwae"].sel(k=50).values)
     np.testing.assert_array_equal(read_scores(runs[0] / "scores.csv", "elbo"), ds["elbo"].values)
     with pytest.raises(ValueError, match="no column 'nope'"):
         read_scores(runs[0] / "scores.csv", "nope")
@@ -200,9 +246,24 @@ def mnist_run(tmp_path_factory):
     if not (Path(os.environ["PPL_VAE_DATA"]) / "MNIST" / "raw").is_dir():
         pytest.skip("real datasets not found; set PPL_VAE_DATA")
     out = tmp_path_factory.mktemp("mnist") / "run"
-    assert main(["train", str(MODELS / "mnist_bernoulli_mlp.toml"), "--out", str(out), "--set",
-                 "train.max_steps=3", "--set", "data.subset=200", "--set", "train.batch_size=50",
-                 *QUIET]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                str(MODELS / "mnist_bernoulli_mlp.toml"),
+                "--out",
+                str(out),
+                "--set",
+                "train.max_steps=3",
+                "--set",
+                "data.subset=200",
+                "--set",
+                "train.batch_size=50",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -210,8 +271,13 @@ def test_sample_writes_pictures(mnist_run, tmp_path, capsys):
     out = tmp_path / "pics"
     assert main(["sample", str(mnist_run), "--out", str(out), "--n", "16", "--subset", "100"]) == 0
     paths = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(paths) == {"samples", "reconstructions", "interpolations", "latent",
-                          "training_curves"}  # fmt: skip
+    assert set(paths) == {
+        "samples",
+        "reconstructions",
+        "interpolations",
+        "latent",
+        "training_curves",
+    }
     tile = 28 + 2  # each image plus its padding
     assert _png(out / "samples.png") == (4 * tile + 2,) * 2  # 16 samples, 4 per row
     assert _png(out / "reconstructions.png") == (8 * tile + 2, 2 * tile + 2)  # 8 in, 8 out

@@ -144,8 +144,9 @@ def load_data(
     if binarize != "none" and s.binarize != "static":
         if s.truth is not None:
             raise DataError(f"dataset {name!r} is real-valued and cannot be binarized.")
-        fixed = {k: _binarize(getattr(s, k), binarize, BINARIZE_SEED + i)
-                 for i, k in enumerate(SPLITS)}  # fmt: skip
+        fixed = {
+            k: _binarize(getattr(s, k), binarize, BINARIZE_SEED + i) for i, k in enumerate(SPLITS)
+        }
         if binarize == "dynamic":
             fixed.pop("train")  # resampled every epoch
         s = replace(s, binarize=binarize, **fixed)

@@ -19,9 +19,11 @@ def load_larochelle(root: Path) -> dict[str, torch.Tensor]:
     """Returns ``{"train", "valid", "test"}`` as float 0/1 tensors ``[N, 784]``."""
     path = root / FILE
     require_files(
-        path.parent, [path.name], "binarized MNIST",
+        path.parent,
+        [path.name],
+        "binarized MNIST",
         how=" It holds train/valid/test as np.packbits of the 0/1 matrices, with num_features.",
-    )  # fmt: skip
+    )
     with np.load(path) as z:
         d = int(z["num_features"])
         return {

@@ -121,5 +121,6 @@ class ExactPosteriorGuide(PyroModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         post = self.truth.posterior(x)
         with pyro.plate("data", x.shape[0]):
-            return pyro.sample("z", pyro.distributions.MultivariateNormal(
-                post.loc, scale_tril=post.scale_tril))  # fmt: skip
+            return pyro.sample(
+                "z", pyro.distributions.MultivariateNormal(post.loc, scale_tril=post.scale_tril)
+            )

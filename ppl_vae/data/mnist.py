@@ -34,10 +34,12 @@ def load_idx(
         return _read(cls, root, download)
     gz = [n + ".gz" for n in names]
     require_files(
-        raw, gz, cls.__name__,
+        raw,
+        gz,
+        cls.__name__,
         how=" Offline, copy the four official idx .gz files there; with internet access, "
         "set data.options.download = true.",
-    )  # fmt: skip
+    )
     with tempfile.TemporaryDirectory(prefix="ppl_vae_") as tmp:
         out = Path(tmp) / cls.__name__ / "raw"
         out.mkdir(parents=True)

@@ -70,7 +70,11 @@ def _build(name: str, builder: Callable, num_particles: int, options: dict) -> E
     unknown = sorted(set(options) - set(params))
     if unknown:
         valid = [p for p in params if p != "num_particles"] + [
-            "kl_warmup_epochs", "kl_start", "free_bits", "free_bits_group"]  # fmt: skip
+            "kl_warmup_epochs",
+            "kl_start",
+            "free_bits",
+            "free_bits_group",
+        ]
         raise ObjectiveError(
             f"objective '{name}' has no option {', '.join(map(repr, unknown))}; its options are: "
             f"{', '.join(valid)}."
