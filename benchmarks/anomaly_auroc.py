@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ppl_vae.anomaly import read_scores, separation
-from ppl_vae.plots import plot_scores
+from ppl_vae.reports.anomaly import read_scores, separation
+from ppl_vae.reports.plots import plot_scores
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ import torch
 from pyro.infer import SVI, Trace_ELBO
 
 import ppl_vae as pv
-from ppl_vae.checkpoint import Position, load_training, save_training
-from ppl_vae.optim import adam
+from ppl_vae.training.checkpoint import Position, load_training, save_training
+from ppl_vae.training.optim import adam
 
 
 def main() -> None:

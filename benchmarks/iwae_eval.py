@@ -35,6 +35,7 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 from torch.utils.flop_counter import FlopCounterMode
 
 import ppl_vae as pv
+from ppl_vae._malloc import keep_freed_memory
 from ppl_vae.bounds import auto_chunk, evaluate, log_weights
 
 
@@ -144,7 +145,7 @@ def timed(fn, n):
 
 
 def load(a) -> tuple:
-    device = pv.train.resolve_device(a.device)
+    device = pv.distributed.resolve_device(a.device)
     if a.run:
         run = pv.load_run(a.run, device=str(device))
         model, guide, x = run.model, run.guide, run.data.test[: a.n]
@@ -224,7 +225,7 @@ def main() -> None:
     if a.peak_of_k:  # glibc's default allocator here, so that freed memory leaves the process
         print(json.dumps(measure_peak(a)))
         return
-    pv.keep_freed_memory()
+    keep_freed_memory()
     model, guide, x = load(a)
     a.chunk = a.chunk or auto_chunk(a.batch, x.device)
     report = {

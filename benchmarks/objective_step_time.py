@@ -21,9 +21,10 @@ import pyro
 import torch
 from pyro.infer import SVI
 
-from ppl_vae import build_objective, config
-from ppl_vae.optim import adam
-from ppl_vae.run import build_data, build_parts
+from ppl_vae import build_objective
+from ppl_vae.runs import recipe as config
+from ppl_vae.runs.run import build_data, build_parts
+from ppl_vae.training.optim import adam
 
 RECIPE = Path(__file__).resolve().parents[1] / "models" / "mnist_iwae_1layer.toml"
 OBJECTIVES = [("elbo", 1), ("elbo_stl", 1), ("iwae", 5), ("iwae", 50), ("iwae_dreg", 50)]

@@ -28,7 +28,8 @@ import torch
 from torch.nn.functional import binary_cross_entropy_with_logits, softplus
 
 import ppl_vae as pv
-from ppl_vae.distributions import bernoulli_log_prob_sum
+from ppl_vae._malloc import keep_freed_memory
+from ppl_vae.model.bernoulli import bernoulli_log_prob_sum
 
 
 def standard_log_px(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -73,8 +74,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="best of this many epochs")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     a = p.parse_args()
-    pv.keep_freed_memory()
-    device = pv.train.resolve_device(a.device)
+    keep_freed_memory()
+    device = pv.distributed.resolve_device(a.device)
     x = pv.load_data("mnist", binarize="static").train[: a.images or None].to(device)
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     paths = {

@@ -1,18 +1,61 @@
 """ppl_vae: variational autoencoders as Pyro models, amortized guides, SVI objectives and
-importance-weighted bounds on log p(x)."""
+importance-weighted bounds on log p(x).
 
-from .config import Recipe
-from .config import load as load_recipe_file
-from .data import DATASETS, LinearGaussian, Splits, load_data
-from .guides import GUIDES, AmortizedGuide, build_guide
-from .likelihoods import LIKELIHOODS
-from .malloc import keep_freed_memory
-from .model import VAE, build_model
-from .objectives import OBJECTIVES, build_objective
-from .run import load_run, train_recipe
-from .train import FitResult, fit
+The names below are imported when first used, so ``import ppl_vae`` (and ``ppl-vae --help``)
+does not wait for torch, Pyro and the rest to load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from . import _compat
 
 __version__ = "0.1.0"
+
+_compat.install()  # ppl_vae 0.1's module paths (ppl_vae.train, ...) still import, with a warning
+
+# public name -> (module, attribute)
+_EXPORTS = {
+    "DATASETS": ("data", "DATASETS"),
+    "GUIDES": ("guides", "GUIDES"),
+    "LIKELIHOODS": ("model", "LIKELIHOODS"),
+    "OBJECTIVES": ("objectives", "OBJECTIVES"),
+    "VAE": ("model", "VAE"),
+    "AmortizedGuide": ("guides", "AmortizedGuide"),
+    "FitResult": ("training", "FitResult"),
+    "LinearGaussian": ("data", "LinearGaussian"),
+    "Recipe": ("runs.recipe", "Recipe"),
+    "Splits": ("data", "Splits"),
+    "build_guide": ("guides", "build_guide"),
+    "build_model": ("model", "build_model"),
+    "build_objective": ("objectives", "build_objective"),
+    "evaluate_run": ("runs.evaluate", "evaluate_run"),
+    "fit": ("training", "fit"),
+    "load_data": ("data", "load_data"),
+    "load_recipe_file": ("runs.recipe", "load"),
+    "load_run": ("runs.run", "load_run"),
+    "train_recipe": ("runs.run", "train_recipe"),
+}
+_SUBPACKAGES = {
+    "bounds",
+    "cli",
+    "data",
+    "distributed",
+    "errors",
+    "guides",
+    "layout",
+    "model",
+    "objectives",
+    "options",
+    "registry",
+    "reports",
+    "runs",
+    "storage",
+    "training",
+}
 
 __all__ = [
     "DATASETS",
@@ -28,10 +71,49 @@ __all__ = [
     "build_guide",
     "build_model",
     "build_objective",
+    "evaluate_run",
     "fit",
-    "keep_freed_memory",
     "load_data",
     "load_recipe_file",
     "load_run",
     "train_recipe",
 ]
+
+if TYPE_CHECKING:
+    from .data import DATASETS, LinearGaussian, Splits, load_data
+    from .guides import GUIDES, AmortizedGuide, build_guide
+    from .model import LIKELIHOODS, VAE, build_model
+    from .objectives import OBJECTIVES, build_objective
+    from .runs.evaluate import evaluate_run
+    from .runs.recipe import Recipe
+    from .runs.recipe import load as load_recipe_file
+    from .runs.run import load_run, train_recipe
+    from .training import FitResult, fit
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module, attr = _EXPORTS[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _compat.MOVED:
+        globals()[name] = module = _compat.moved_module(name)  # warns once
+        return module
+    if name == "keep_freed_memory":  # a process-wide glibc setting, private since 0.2
+        warnings.warn(
+            "ppl_vae.keep_freed_memory is private now; the ppl-vae command calls it. Import "
+            "ppl_vae._malloc.keep_freed_memory if your own process needs it.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from ._malloc import keep_freed_memory
+
+        return keep_freed_memory
+    raise AttributeError(f"module 'ppl_vae' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS, *_SUBPACKAGES])

@@ -8,37 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import config, distributed
-from .anomaly import SCORES_CSV, write_scores
-from .bounds import DEFAULT_KS, auto_chunk, evaluate, format_table, write_results
-from .checks import DataError
-from .config import RecipeError
-from .data import load_data
-from .data.root import MissingDataError
-from .malloc import keep_freed_memory
-from .pictures import write_pictures
-from .plots import plot_training_curves, write_figures
-from .registry import UnknownNameError
-from .reports import load_result, read_metrics, write_comparison
-from .run import RECIPE, RunDirError, load_recipe, load_run, train_recipe
-from .storage import CheckpointError, WriteError
-from .train import TrainingDiverged, resolve_device
+from .errors import UserError
+from .layout import RECIPE, SCORES_CSV, TRAINING_CURVES, pictures_dir
 
-USER_ERRORS = (
-    RecipeError,
-    DataError,
-    MissingDataError,
-    UnknownNameError,
-    RunDirError,
-    CheckpointError,
-    TrainingDiverged,
-    WriteError,
-    ValueError,
-)
+# The library is imported inside each command, so that `ppl-vae --help` does not wait for it.
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -62,16 +38,21 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train(a: argparse.Namespace) -> int:
+    from . import distributed
+    from .errors import RecipeError
+    from .runs.recipe import load, load_recipe
+    from .runs.run import train_recipe
+
     if a.device:
         a.overrides.append(f"train.device={a.device}")
     if a.resume:
         recipe, out = load_recipe(a.resume, a.overrides), a.resume
         source = str(Path(a.resume) / RECIPE)
     elif a.recipe:
-        recipe, out, source = config.load(a.recipe, a.overrides), a.out, a.recipe
+        recipe, out, source = load(a.recipe, a.overrides), a.out, a.recipe
     else:
         raise RecipeError("give a recipe file, e.g. ppl-vae train models/mnist_bernoulli_mlp.toml")
-    world = distributed.init(resolve_device(recipe.train.device))
+    world = distributed.init(distributed.resolve_device(recipe.train.device))
     run, result = train_recipe(
         recipe,
         out,
@@ -86,9 +67,8 @@ def _train(a: argparse.Namespace) -> int:
         return 0
     summary = {"run": str(run.path), "steps": result.steps, "test_elbo": result.test_elbo}
     if result.history:
-        summary["seconds_per_epoch"] = sum(r["seconds"] for r in result.history) / len(
-            result.history
-        )
+        seconds = [r["seconds"] for r in result.history]
+        summary["seconds_per_epoch"] = sum(seconds) / len(seconds)
     print(json.dumps(summary))
     return 0
 
@@ -99,7 +79,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         "--k",
         type=int,
         nargs="+",
-        default=list(DEFAULT_KS),
+        default=None,
         help="numbers of importance samples K (default: 1 10 100 1000 5000)",
     )
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
@@ -113,7 +93,11 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         help="particles per chunk (default: sized for the device)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-khat", action="store_true", help="skip PSIS k-hat")
+    khat = p.add_mutually_exclusive_group()
+    khat.add_argument(
+        "--khat", action="store_true", help="require PSIS k-hat (an error if max K < 21)"
+    )
+    khat.add_argument("--no-khat", action="store_true", help="skip PSIS k-hat")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--data-dir", help="data root (default: $PPL_VAE_DATA, else ./data)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -130,45 +114,39 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(a: argparse.Namespace) -> int:
-    world = distributed.init(resolve_device(a.device))
-    run = load_run(a.run, a.data_dir, a.device, world)
-    data = run.data
-    if a.dataset:
-        data = load_data(a.dataset, a.data_dir, run.recipe.data.binarize).to(data.test.device)
-    x = data.split(a.split)[: a.subset or None]
-    labels = data.labels.get(a.split)
-    chunk = a.chunk_size or auto_chunk(a.batch_size, x.device)
-    t0 = time.perf_counter()
-    result = evaluate(
-        run.model,
-        run.guide,
-        x,
-        a.k,
-        chunk,
-        a.batch_size,
-        a.seed,
-        khat=not a.no_khat,
+    from . import distributed
+    from .bounds import MIN_KHAT_PARTICLES, format_table
+    from .runs.evaluate import evaluate_run
+
+    world = distributed.init(distributed.resolve_device(a.device))
+    khat = False if a.no_khat else (True if a.khat else None)
+    ks = a.k or [1, 10, 100, 1000, 5000]
+    out = evaluate_run(
+        a.run,
+        ks,
+        split=a.split,
+        subset=a.subset,
+        batch_size=a.batch_size,
+        chunk_size=a.chunk_size,
+        seed=a.seed,
+        khat=khat,
+        device=a.device,
+        data_dir=a.data_dir,
+        dataset=a.dataset,
+        out=a.out,
+        per_datapoint=a.per_datapoint,
         progress=not a.no_progress,
         world=world,
     )
     if not world.is_main:
         return 0
-    meta = {
-        "run": str(run.path),
-        "dataset": a.dataset or run.recipe.data.name,
-        "split": a.split,
-        "seed": a.seed,
-        "chunk_size": chunk,
-        "batch_size": a.batch_size,
-        "processes": world.size,
-        "seconds": time.perf_counter() - t0,
-    }
-    out_dir = Path(a.out or (run.path / f"eval_{a.dataset}" if a.dataset else run.path))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = write_results(out_dir, result, meta, labels)
-    if a.per_datapoint:
-        write_scores(out_dir / SCORES_CSV, result, labels)
     print(json.dumps(out, indent=2) if a.json else format_table(out["estimates"]))
+    if khat is None and max(ks) < MIN_KHAT_PARTICLES:
+        print(
+            f"ppl-vae evaluate: k-hat skipped: PSIS needs K >= {MIN_KHAT_PARTICLES} particles "
+            f"and the largest K is {max(ks)}.",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -178,6 +156,9 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
 
 
 def _compare(a: argparse.Namespace) -> int:
+    from .reports.plots import write_figures
+    from .reports.tables import load_result, write_comparison
+
     results = [load_result(r) for r in a.runs]
     paths = {**write_comparison(results, a.out), **write_figures(results, a.out)}
     print(paths["markdown"].read_text(), end="")
@@ -197,11 +178,16 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
 
 
 def _sample(a: argparse.Namespace) -> int:
+    from .reports.pictures import write_pictures
+    from .reports.plots import plot_training_curves
+    from .reports.tables import read_metrics
+    from .runs.run import load_run
+
     run = load_run(a.run, a.data_dir, a.device)
-    out = Path(a.out or run.path / "pictures")
+    out = Path(a.out or pictures_dir(run.path))
     x = run.data.split(a.split)[: a.subset or None]
     paths = write_pictures(run.model, run.guide, x, out, run.data.labels.get(a.split), a.n, a.seed)
-    paths["training_curves"] = out / "training_curves.png"
+    paths["training_curves"] = out / TRAINING_CURVES
     plot_training_curves({run.path.name: read_metrics(run.path)}, paths["training_curves"])
     print(json.dumps({k: str(v) for k, v in paths.items()}))
     return 0
@@ -221,10 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, (add_args, _, help_text) in COMMANDS.items():
         add_args(sub.add_parser(name, help=help_text, description=help_text))
     a = parser.parse_args(argv)
-    keep_freed_memory()  # CPU tensors are reused instead of re-faulted (ppl_vae.malloc)
+    from ._malloc import keep_freed_memory
+
+    keep_freed_memory()  # CPU tensors are reused instead of re-faulted (ppl_vae._malloc)
     try:
         return COMMANDS[a.command][1](a)
-    except USER_ERRORS as e:
+    except UserError as e:
         print(f"ppl-vae {a.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:

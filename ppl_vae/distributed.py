@@ -10,14 +10,12 @@ step one process takes with batch W * B.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import pyro
 import torch
 import torch.distributed as dist
-
-from .optim import JointOptim
 
 
 @dataclass(frozen=True)
@@ -37,6 +35,18 @@ class World:
 
 
 SINGLE = World()
+
+
+def resolve_device(device: str) -> torch.device:
+    """``cpu``, ``cuda`` (falls back to the CPU with a warning when none is present) or ``auto``."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        warnings.warn(
+            "train.device = 'cuda' but no GPU is available; running on the CPU.", stacklevel=2
+        )
+        device = "cpu"
+    return torch.device(device)
 
 
 def init(device: torch.device | str = "cpu") -> World:
@@ -81,24 +91,6 @@ def barrier(world: World) -> None:
     """Waits until every rank gets here."""
     if world.active:
         dist.barrier()
-
-
-class AllReduceOptim(JointOptim):
-    """A Pyro optimiser that sums gradients over the ranks, then steps every parameter."""
-
-    def __init__(self, optim_constructor, optim_args: dict, world: World):
-        super().__init__(optim_constructor, optim_args)
-        self.world = world
-
-    def __call__(self, params: Iterable[torch.Tensor], *args, **kwargs) -> None:
-        store = pyro.get_param_store()
-        # SVI passes a set, whose order differs between processes; names are the same.
-        params = sorted(params, key=store.param_name)
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        flat = all_reduce_sum(torch.cat([g.reshape(-1) for g in grads]), self.world)
-        for p, g in zip(params, flat.split([g.numel() for g in grads]), strict=True):
-            p.grad = g.view_as(p).clone()
-        super().__call__(params, *args, **kwargs)
 
 
 def broadcast_parameters(modules: Iterable[torch.nn.Module], world: World) -> None:

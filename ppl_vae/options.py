@@ -18,7 +18,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .config import RecipeError
+from .runs.recipe import RecipeError
 
 _OPEN = inspect.Parameter.VAR_KEYWORD
 

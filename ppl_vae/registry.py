@@ -6,14 +6,9 @@ import difflib
 from collections.abc import Mapping
 from typing import TypeVar
 
+from .errors import UnknownNameError
+
 T = TypeVar("T")
-
-
-class UnknownNameError(KeyError):
-    """A name that is not in a registry; the message lists the valid names."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def lookup(table: Mapping[str, T], name: str, what: str) -> T:

@@ -18,17 +18,11 @@ from typing import Any
 
 import torch
 
+from .errors import CheckpointError, WriteError
+
 FORMAT = "ppl_vae.checkpoint"
 VERSION = 1
 TMP_SUFFIX = ".tmp"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be trusted or read; the message says which file and why."""
-
-
-class WriteError(OSError):
-    """A file could not be written (a full disk, say); its previous version is intact."""
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:

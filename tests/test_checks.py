@@ -7,9 +7,9 @@ import platform
 import pytest
 import torch
 
-from ppl_vae import keep_freed_memory
-from ppl_vae.checks import DataError, check_finite
-from ppl_vae.likelihoods import build_likelihood
+from ppl_vae._malloc import keep_freed_memory
+from ppl_vae.model.checks import DataError, check_finite
+from ppl_vae.model.likelihoods import build_likelihood
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])

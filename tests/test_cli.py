@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ppl_vae import config, load_run
+from ppl_vae import load_run
 from ppl_vae.cli import main
+from ppl_vae.runs import recipe as config
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 SMOKE = [

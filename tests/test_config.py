@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from ppl_vae import config
-from ppl_vae.config import RecipeError
+from ppl_vae.runs import recipe as config
+from ppl_vae.runs.recipe import RecipeError
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn.functional import softplus
 
-from ppl_vae.distributions import IndependentBernoulli, bernoulli_log_prob_sum
+from ppl_vae.model.bernoulli import IndependentBernoulli, bernoulli_log_prob_sum
 
 EPS32 = torch.finfo(torch.float32).eps
 

@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from ppl_vae import build_guide, build_model, build_objective, config, fit, load_data
-from ppl_vae.checks import DataError
+from ppl_vae import build_guide, build_model, build_objective, fit, load_data
 from ppl_vae.cli import main
-from ppl_vae.config import RecipeError
 from ppl_vae.data import MissingDataError, Splits
+from ppl_vae.model.checks import DataError
 from ppl_vae.registry import UnknownNameError
-from ppl_vae.run import RunDirError, check_recipe, prepare_run_dir, train_recipe
+from ppl_vae.runs import recipe as config
+from ppl_vae.runs.recipe import RecipeError
+from ppl_vae.runs.run import RunDirError, check_recipe, prepare_run_dir, train_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
@@ -223,8 +224,9 @@ def test_existing_run_dir_is_refused_without_resume_or_overwrite(tmp_path):
 OPTIMIZED = textwrap.dedent("""
     import json, pyro, torch
     from pyro.infer.util import is_validation_enabled
-    from ppl_vae import build_guide, build_model, config, fit
-    from ppl_vae.run import check_recipe
+    from ppl_vae import build_guide, build_model, fit
+    from ppl_vae.runs import recipe as config
+    from ppl_vae.runs.run import check_recipe
 
     def attempt(f):
         try:

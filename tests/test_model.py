@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from ppl_vae import GUIDES, build_guide, build_model
-from ppl_vae.checks import DataError
-from ppl_vae.nets import build_net
+from ppl_vae.model.checks import DataError
+from ppl_vae.model.nets import build_net
 from ppl_vae.registry import UnknownNameError
 
 

@@ -11,7 +11,7 @@ from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import Adam, PyroOptim
 
 import ppl_vae as pv
-from ppl_vae.optim import JointOptim, adam
+from ppl_vae.training.optim import JointOptim, adam
 
 
 def _setup():

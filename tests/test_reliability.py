@@ -23,7 +23,7 @@ from pyro.infer import ELBO, Trace_ELBO
 from ppl_vae import build_guide, build_model, fit, storage
 from ppl_vae.data import Splits
 from ppl_vae.storage import CheckpointError, WriteError, load_checkpoint, save_checkpoint
-from ppl_vae.train import CHECKPOINT, METRICS, TrainingDiverged
+from ppl_vae.training.svi import CHECKPOINT, METRICS, TrainingDiverged
 
 REPO = Path(__file__).resolve().parents[1]
 X_DIM, Z_DIM = 6, 2
@@ -163,7 +163,7 @@ def test_resume_runs_the_epoch_hook_again_and_finishes_the_run(tmp_path):
 
 
 def test_periodic_checkpoints(tmp_path, monkeypatch):
-    import ppl_vae.loop as loop
+    import ppl_vae.training.loop as loop
 
     saved = []
     real = loop.save_training

@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 
 from ppl_vae import LinearGaussian, build_guide
-from ppl_vae.anomaly import auroc, read_scores, separation, write_scores
 from ppl_vae.bounds import evaluate
 from ppl_vae.cli import main
-from ppl_vae.pictures import interpolations, latent_2d, reconstructions
 from ppl_vae.reports import comparison_table, from_bounds, to_markdown
+from ppl_vae.reports.anomaly import auroc, read_scores, separation, write_scores
+from ppl_vae.reports.pictures import interpolations, latent_2d, reconstructions
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 KS = [1, 10, 50]

@@ -8,7 +8,13 @@
 from .estimators import MIN_KHAT_PARTICLES, elbo, ess, iwae, mean_and_stderr, psis_khat
 from .evaluate import DEFAULT_KS, Bounds, auto_chunk, batch_seed, evaluate
 from .log_weights import iter_log_weights, log_weights
-from .results import format_table, read_inference_data, to_inference_data, write_results
+from .results import (
+    format_table,
+    read_inference_data,
+    to_inference_data,
+    write_results,
+    write_scores,
+)
 
 __all__ = [
     "DEFAULT_KS",
@@ -28,4 +34,5 @@ __all__ = [
     "read_inference_data",
     "to_inference_data",
     "write_results",
+    "write_scores",
 ]

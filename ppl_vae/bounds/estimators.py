@@ -20,15 +20,17 @@ import warnings
 import numpy as np
 import torch
 
+from ..errors import InputError
+
 MIN_KHAT_PARTICLES = 21  # PSIS fits the tail to ceil(K / 5) > 4 of the largest weights
 
 
 def _check(log_w: torch.Tensor) -> torch.Tensor:
     if not isinstance(log_w, torch.Tensor) or log_w.dim() != 2 or log_w.shape[0] < 1:
         shape = list(log_w.shape) if isinstance(log_w, torch.Tensor) else type(log_w)
-        raise ValueError(f"log_w must be a tensor of shape [K, N] with K >= 1, got {shape}.")
+        raise InputError(f"log_w must be a tensor of shape [K, N] with K >= 1, got {shape}.")
     if torch.isnan(log_w).any():
-        raise ValueError("log_w holds NaN; check the model and guide log densities.")
+        raise InputError("log_w holds NaN; check the model and guide log densities.")
     return log_w
 
 
@@ -56,7 +58,7 @@ def psis_khat(log_w: torch.Tensor) -> torch.Tensor:
     log_w = _check(log_w)
     k = log_w.shape[0]
     if k < MIN_KHAT_PARTICLES:
-        raise ValueError(
+        raise InputError(
             f"k-hat needs at least {MIN_KHAT_PARTICLES} particles (PSIS fits a Pareto tail to "
             f"the largest K/5 weights), got K = {k}; evaluate with more particles or skip k-hat."
         )
@@ -74,6 +76,6 @@ def mean_and_stderr(values: torch.Tensor) -> tuple[float, float]:
     v = values.detach().double().flatten()
     n = v.numel()
     if n == 0:
-        raise ValueError("cannot average over zero data points.")
+        raise InputError("cannot average over zero data points.")
     sd = v.std(unbiased=True).item() if n > 1 else float("nan")
     return v.mean().item(), sd / math.sqrt(n)

@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..distributed import SINGLE, World, all_gather
+from ..errors import InputError
 from .estimators import MIN_KHAT_PARTICLES, mean_and_stderr, psis_khat
 from .log_weights import iter_log_weights
 
@@ -128,16 +129,18 @@ def evaluate(
     chunk_size: int | None = None,
     batch_size: int = 100,
     seed: int = 0,
-    khat: bool = True,
+    khat: bool | None = None,
     progress: bool = False,
     offset: int = 0,
     world: World = SINGLE,
 ) -> Bounds:
-    """ELBO, IWAE_K for every K in ``ks``, ESS and (optionally) k-hat for every row of ``x``.
+    """ELBO, IWAE_K for every K in ``ks``, ESS and PSIS k-hat for every row of ``x``.
 
     All estimates share one stream of max(ks) particles per data point: IWAE_K uses its first
     K particles, ELBO and ESS use all of them. Particles are drawn ``chunk_size`` at a time for
     each batch of ``batch_size`` points (None: ``auto_chunk``, sized for the device).
+    ``khat``: True computes k-hat (an error if max(ks) < 21), False skips it, None (the
+    default) computes it when max(ks) >= 21.
     ``offset`` is the dataset index of ``x[0]``: a shard evaluated with its offset (a multiple
     of ``batch_size``) gets exactly the values the whole dataset would. Under torchrun
     (``world``), rank r evaluates batches r, r + W, ... and every rank returns the gathered
@@ -145,14 +148,16 @@ def evaluate(
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
-        raise ValueError(f"every K must be an integer >= 1, got {ks}.")
+        raise InputError(f"every K must be an integer >= 1, got {ks}.")
+    if khat is None:  # by default k-hat comes with the other estimates where K allows it
+        khat = ks[-1] >= MIN_KHAT_PARTICLES
     if khat and ks[-1] < MIN_KHAT_PARTICLES:
-        raise ValueError(
+        raise InputError(
             f"k-hat needs at least {MIN_KHAT_PARTICLES} particles but the largest K is "
             f"{ks[-1]}; add a larger K (e.g. 100) or turn k-hat off (--no-khat)."
         )
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}.")
     if chunk_size is None:
         chunk_size = auto_chunk(batch_size, x.device)
     parts = {}

@@ -15,7 +15,8 @@ import pyro
 import pyro.poutine as poutine
 import torch
 
-from ..traces import PARTICLE_PLATE, is_scored, per_point
+from ..errors import InputError
+from ..objectives.tracing import PARTICLE_PLATE, is_scored, per_point
 
 
 def max_plate_nesting(model: Callable, guide: Callable, x: torch.Tensor) -> int:
@@ -60,13 +61,13 @@ def iter_log_weights(
 ) -> Iterator[torch.Tensor]:
     """Yields log weights in chunks ``[C, N]`` of at most ``chunk_size`` particles, K in all."""
     if not isinstance(num_particles, int) or num_particles < 1:
-        raise ValueError(
+        raise InputError(
             f"num_particles (K) must be an integer >= 1, got {num_particles!r}; K = 1 gives the "
             f"ELBO, larger K the tighter IWAE bound."
         )
     chunk = num_particles if chunk_size is None else chunk_size
     if not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk_size must be an integer >= 1 or None, got {chunk_size!r}.")
+        raise InputError(f"chunk_size must be an integer >= 1 or None, got {chunk_size!r}.")
     nesting = max_plate_nesting(model, guide, x[:1])
     reuse = getattr(guide, "reusing_distribution", contextlib.nullcontext)  # encoder once
     with torch.no_grad(), reuse():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 import warnings
@@ -11,11 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..storage import commit, write_json
+from ..layout import EVAL_JSON, EVAL_NETCDF
+from ..storage import commit, write_json, write_text
 from .evaluate import Bounds
 
-EVAL_JSON = "eval.json"
-EVAL_NETCDF = "eval.nc"
 GROUP = "bounds"
 
 
@@ -77,3 +78,21 @@ def format_table(estimates: list[dict]) -> str:
             f"{r['estimator']:<16}{r['k']:>7}{r['mean']:>14.4f}{r['stderr']:>10.4f}{r['n']:>8}"
         )
     return "\n".join(lines)
+
+
+def write_scores(path: str | Path, bounds: Bounds, labels: torch.Tensor | None = None) -> Path:
+    """Writes one row per data point: ``datapoint``, ``label`` (when known), ``log_p`` (IWAE at
+    the largest K, the best estimate of log p(x)), ``elbo`` and ``iwae_K`` for every K."""
+    path = Path(path)
+    head = ["datapoint"] + (["label"] if labels is not None else [])
+    head += ["log_p", "elbo"] + [f"iwae_{k}" for k in bounds.ks]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(head)
+    iwae = bounds.iwae.tolist()
+    for i in range(bounds.n):
+        row = [i] + ([int(labels[i])] if labels is not None else [])
+        row += [repr(iwae[i][-1]), repr(bounds.elbo[i].item())] + [repr(v) for v in iwae[i]]
+        w.writerow(row)
+    write_text(path, buf.getvalue())
+    return path

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..checks import DataError
+from ..model.checks import DataError
 from ..registry import lookup
 from .larochelle import load_larochelle
 from .linear_gaussian import LinearGaussian

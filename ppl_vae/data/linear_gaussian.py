@@ -16,6 +16,8 @@ import torch
 from pyro.nn import PyroModule
 from torch.distributions import MultivariateNormal
 
+from ..errors import InputError
+
 
 @dataclass(frozen=True)
 class LinearGaussian:
@@ -69,7 +71,7 @@ class LinearGaussian:
         """A random model; ``correlation`` in [0, 1) makes the columns of W alike, which
         correlates the posterior of the latents (0 leaves W Gaussian)."""
         if not 0 <= correlation < 1:
-            raise ValueError(f"correlation must be in [0, 1), got {correlation}.")
+            raise InputError(f"correlation must be in [0, 1), got {correlation}.")
         g = torch.Generator().manual_seed(seed)
         W = torch.randn(x_dim, z_dim, generator=g, dtype=torch.float64)
         shared = torch.randn(x_dim, 1, generator=g, dtype=torch.float64)
@@ -79,8 +81,8 @@ class LinearGaussian:
 
     def vae(self):
         """This model as a ``ppl_vae.VAE`` with a frozen linear decoder and a fixed scale."""
-        from ..likelihoods import softplus_inverse
-        from ..model import build_model
+        from ..model.likelihoods import softplus_inverse
+        from ..model.vae import build_model
 
         model = build_model(self.z_dim, self.x_dim, "gaussian", {"scale": self.s}, hidden=[])
         model = model.to(self.W.dtype)
@@ -101,7 +103,7 @@ class LinearGaussian:
         layers = [m for m in vae.decoder.modules() if isinstance(m, torch.nn.Linear)]
         scale = vae.likelihood.scale.detach()
         if len(layers) != 1 or scale.numel() != 1:
-            raise ValueError(
+            raise InputError(
                 "from_vae needs a decoder with one linear layer (hidden = []) and a gaussian "
                 "likelihood with one scale (learn_scale = 'none' or 'scalar')."
             )

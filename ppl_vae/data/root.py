@@ -6,11 +6,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import MissingDataError
+
 ENV_VAR = "PPL_VAE_DATA"
-
-
-class MissingDataError(FileNotFoundError):
-    """Dataset files are not where they must be; the message lists the files and the folder."""
 
 
 def data_root(data_dir: str | Path | None = None) -> Path:

@@ -10,6 +10,7 @@ import difflib
 import inspect
 from collections.abc import Sequence
 
+from ..errors import InputError
 from ..registry import lookup
 from . import gaussian_kl  # noqa: F401  (registers closed-form KLs with torch)
 from .base import AmortizedGuide
@@ -53,7 +54,7 @@ def build_guide(
         if key not in valid:
             close = difflib.get_close_matches(key, valid, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ValueError(
+            raise InputError(
                 f"guide {name!r} has no option {key!r}.{hint} Its options: "
                 f"{', '.join(valid) or 'none'}."
             )

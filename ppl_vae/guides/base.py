@@ -16,7 +16,7 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from ..nets import build_net
+from ..model.nets import build_net
 
 
 class AmortizedGuide(PyroModule):

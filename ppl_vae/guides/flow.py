@@ -32,6 +32,7 @@ from pyro.distributions.transforms import AffineTransform
 from torch.distributions.transforms import Transform
 from torch.nn.functional import softplus
 
+from ..errors import InputError
 from .base import AmortizedGuide
 
 
@@ -96,4 +97,4 @@ def check_positive(**options: int) -> None:
     """Raises ValueError naming the first guide option that is not a positive integer."""
     for name, value in options.items():
         if not isinstance(value, int) or value < 1:
-            raise ValueError(f"guide option {name} must be a positive integer, got {value!r}.")
+            raise InputError(f"guide option {name} must be a positive integer, got {value!r}.")

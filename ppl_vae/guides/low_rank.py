@@ -14,6 +14,7 @@ import pyro.distributions as dist
 import torch
 from torch.nn.functional import softplus
 
+from ..errors import InputError
 from .base import AmortizedGuide
 
 
@@ -22,7 +23,7 @@ class LowRankNormal(AmortizedGuide):
 
     def __init__(self, x_dim: int, z_dim: int, rank: int = 2, min_scale: float = 1e-4, **encoder):
         if not 1 <= rank <= z_dim:
-            raise ValueError(f"guide option rank must be in [1, z_dim = {z_dim}], got {rank}.")
+            raise InputError(f"guide option rank must be in [1, z_dim = {z_dim}], got {rank}.")
         super().__init__(x_dim, z_dim, z_dim * (rank + 2), **encoder)
         self.rank = rank
         self.min_scale = min_scale

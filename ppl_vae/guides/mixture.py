@@ -20,6 +20,7 @@ import pyro.distributions as dist
 import torch
 from torch.nn.functional import softplus
 
+from ..errors import InputError
 from .base import AmortizedGuide
 
 
@@ -46,7 +47,7 @@ class DiagonalMixture(AmortizedGuide):
         **encoder,
     ):
         if num_components < 2:
-            raise ValueError(
+            raise InputError(
                 f"guide option num_components must be at least 2, got {num_components}; "
                 "use guide.name = 'diagonal' for one component."
             )

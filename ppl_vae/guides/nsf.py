@@ -25,6 +25,7 @@ from pyro.nn import ConditionalAutoRegressiveNN
 from torch import nn
 from torch.distributions.transforms import Transform
 
+from ..errors import InputError
 from .flow import FlowGuide, affine, check_positive
 
 
@@ -45,7 +46,7 @@ class NSF(FlowGuide):
     ):
         check_positive(num_flows=num_flows, context_dim=context_dim, count_bins=count_bins)
         if not bound > 0:
-            raise ValueError(f"guide option bound must be positive, got {bound!r}.")
+            raise InputError(f"guide option bound must be positive, got {bound!r}.")
         super().__init__(x_dim, z_dim, context_dim, min_scale, **encoder)
         hidden = list(flow_hidden) if flow_hidden is not None else [10 * z_dim] * 2
         knots = [count_bins, count_bins, count_bins - 1]  # widths, heights, inner slopes

@@ -30,11 +30,8 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.trace_struct import Trace
 from torch.func import functional_call
 
-from ..traces import DATA_PLATE, PARTICLE_PLATE, is_latent, per_point
-
-
-class ObjectiveError(ValueError):
-    """An objective that cannot be used with this model, guide or option; says what to change."""
+from ..errors import ObjectiveError
+from .tracing import DATA_PLATE, PARTICLE_PLATE, is_latent, per_point
 
 
 class _DetachParams(Messenger):

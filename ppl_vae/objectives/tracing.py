@@ -10,12 +10,10 @@ from __future__ import annotations
 import torch
 from pyro.poutine.util import site_is_subsample
 
+from ..errors import SiteError
+
 DATA_PLATE = "data"
 PARTICLE_PLATE = "num_particles_vectorized"
-
-
-class SiteError(ValueError):
-    """A sample site that per-data-point quantities cannot be computed for; says the fix."""
 
 
 def is_latent(site: dict) -> bool:

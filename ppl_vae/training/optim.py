@@ -17,6 +17,8 @@ import pyro
 import torch
 from pyro.optim import PyroOptim
 
+from ..distributed import World, all_reduce_sum
+
 
 class JointOptim(PyroOptim):
     """A ``PyroOptim`` that steps all parameters with one torch optimizer.
@@ -97,3 +99,21 @@ def _fusable(params: list[torch.Tensor]) -> bool:
 def adam(lr: float, **kwargs) -> JointOptim:
     """Adam over all parameters at once (fused where torch supports it)."""
     return JointOptim(torch.optim.Adam, {"lr": lr, **kwargs})
+
+
+class AllReduceOptim(JointOptim):
+    """A Pyro optimiser that sums gradients over the ranks, then steps every parameter."""
+
+    def __init__(self, optim_constructor, optim_args: dict, world: World):
+        super().__init__(optim_constructor, optim_args)
+        self.world = world
+
+    def __call__(self, params: Iterable[torch.Tensor], *args, **kwargs) -> None:
+        store = pyro.get_param_store()
+        # SVI passes a set, whose order differs between processes; names are the same.
+        params = sorted(params, key=store.param_name)
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = all_reduce_sum(torch.cat([g.reshape(-1) for g in grads]), self.world)
+        for p, g in zip(params, flat.split([g.numel() for g in grads]), strict=True):
+            p.grad = g.view_as(p).clone()
+        super().__call__(params, *args, **kwargs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,17 +13,18 @@ import torch
 from pyro.infer import ELBO, SVI, Trace_ELBO
 from pyro.infer.util import is_validation_enabled
 
+from ..data import Splits
+from ..distributed import SINGLE, World, broadcast_parameters, device_for, resolve_device
+from ..errors import InputError
+from ..layout import CHECKPOINT, METRICS, SUMMARY
+from ..model.checks import DataError, check_finite
+from ..registry import lookup
+from ..storage import remove_temporaries, write_json
 from .checkpoint import load_training
-from .checks import DataError, check_finite
-from .data import Splits
-from .distributed import SINGLE, AllReduceOptim, World, broadcast_parameters, device_for
-from .loop import CHECKPOINT, METRICS, Loop, TrainingDiverged
+from .loop import Loop, TrainingDiverged
 from .noise import NOISES
-from .optim import adam
-from .registry import lookup
-from .storage import remove_temporaries, write_json
+from .optim import AllReduceOptim, adam
 
-SUMMARY = "summary.json"
 __all__ = [
     "CHECKPOINT",
     "METRICS",
@@ -44,18 +44,6 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     test_elbo: float | None = None
     steps: int = 0
-
-
-def resolve_device(device: str) -> torch.device:
-    """``cpu``, ``cuda`` (falls back to the CPU with a warning when none is present) or ``auto``."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        warnings.warn(
-            "train.device = 'cuda' but no GPU is available; running on the CPU.", stacklevel=2
-        )
-        device = "cpu"
-    return torch.device(device)
 
 
 @torch.no_grad()
@@ -137,12 +125,12 @@ def fit(
         ("max_steps", max_steps, 0),
     ):
         if value < least:
-            raise ValueError(f"train.{name} must be at least {least}, got {value}.")
+            raise InputError(f"train.{name} must be at least {least}, got {value}.")
     if lr <= 0:
-        raise ValueError(f"train.lr must be positive, got {lr}.")
+        raise InputError(f"train.lr must be positive, got {lr}.")
     lookup(NOISES, noise, "noise")
     if resume and run_dir is None:
-        raise ValueError("resume=True needs run_dir, the run to resume.")
+        raise InputError("resume=True needs run_dir, the run to resume.")
     dev = device_for(world, resolve_device(device))
     model.to(dev)
     guide.to(dev)

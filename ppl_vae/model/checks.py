@@ -6,9 +6,7 @@ import math
 
 import torch
 
-
-class DataError(ValueError):
-    """Data that a model or estimator cannot use; the message says what is wrong and the fix."""
+from ..errors import DataError
 
 
 def check_finite(x: torch.Tensor) -> tuple[float, float]:

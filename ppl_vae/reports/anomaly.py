@@ -16,34 +16,12 @@ a receiver operating characteristic (ROC) curve.
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .bounds import Bounds
-from .storage import write_text
-
-SCORES_CSV = "scores.csv"
-
-
-def write_scores(path: str | Path, bounds: Bounds, labels: torch.Tensor | None = None) -> Path:
-    """Writes one row per data point: ``datapoint``, ``label`` (when known), ``log_p`` (IWAE at
-    the largest K, the best estimate of log p(x)), ``elbo`` and ``iwae_K`` for every K."""
-    path = Path(path)
-    head = ["datapoint"] + (["label"] if labels is not None else [])
-    head += ["log_p", "elbo"] + [f"iwae_{k}" for k in bounds.ks]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(head)
-    iwae = bounds.iwae.tolist()
-    for i in range(bounds.n):
-        row = [i] + ([int(labels[i])] if labels is not None else [])
-        row += [repr(iwae[i][-1]), repr(bounds.elbo[i].item())] + [repr(v) for v in iwae[i]]
-        w.writerow(row)
-    write_text(path, buf.getvalue())
-    return path
+from ..bounds.results import write_scores  # noqa: F401  (kept importable from here)
+from ..errors import InputError
 
 
 def read_scores(path: str | Path, column: str = "log_p") -> np.ndarray:
@@ -51,7 +29,7 @@ def read_scores(path: str | Path, column: str = "log_p") -> np.ndarray:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if rows and column not in rows[0]:
-        raise ValueError(f"{path} has no column {column!r}; it has {', '.join(rows[0])}.")
+        raise InputError(f"{path} has no column {column!r}; it has {', '.join(rows[0])}.")
     return np.array([float(r[column]) for r in rows], dtype=np.float64)
 
 
@@ -74,9 +52,9 @@ def auroc(scores_in: np.ndarray, scores_out: np.ndarray) -> float:
     s_in = np.asarray(scores_in, dtype=np.float64).ravel()
     s_out = np.asarray(scores_out, dtype=np.float64).ravel()
     if len(s_in) == 0 or len(s_out) == 0:
-        raise ValueError("auroc needs at least one normal and one anomalous score.")
+        raise InputError("auroc needs at least one normal and one anomalous score.")
     if not (np.isfinite(s_in).all() and np.isfinite(s_out).all()):
-        raise ValueError("auroc got NaN or infinite scores; check the evaluation that made them.")
+        raise InputError("auroc got NaN or infinite scores; check the evaluation that made them.")
     ranks = _ranks(np.concatenate([s_in, s_out]))
     n_in, n_out = len(s_in), len(s_out)
     u = ranks[n_in:].sum() - n_out * (n_out + 1) / 2

@@ -19,16 +19,11 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
+from ..distributed import SINGLE, all_gather, all_reduce_sum, barrier
+from ..errors import TrainingDiverged
+from ..layout import CHECKPOINT, METRICS
+from ..storage import write_text
 from .checkpoint import DeferredInterrupt, Position, rng_state, save_training
-from .distributed import SINGLE, all_gather, all_reduce_sum, barrier
-from .storage import write_text
-
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.csv"
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss or the parameters became NaN or Inf; the last good checkpoint is kept."""
 
 
 class Loop:

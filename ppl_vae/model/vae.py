@@ -14,6 +14,7 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
+from ..errors import InputError
 from .checks import check_batch
 from .likelihoods import Likelihood, build_likelihood
 from .nets import build_net
@@ -94,7 +95,7 @@ def build_model(
 ) -> VAE:
     """Builds a VAE from names: likelihood (``LIKELIHOODS``) and decoder net (``mlp``, ``conv``)."""
     if z_dim < 1:
-        raise ValueError(f"z_dim must be at least 1, got {z_dim}.")
+        raise InputError(f"z_dim must be at least 1, got {z_dim}.")
     decoder = build_net("decoder", net, z_dim, x_dim, hidden, activation, image_shape)
     lik = build_likelihood(likelihood, x_dim, **(likelihood_options or {}))
     return VAE(decoder, lik, z_dim, x_dim, image_shape)

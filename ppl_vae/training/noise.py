@@ -19,7 +19,8 @@ import pyro.distributions as dist
 import torch
 from pyro.poutine.messenger import Messenger
 
-from .traces import DATA_PLATE, is_latent
+from ..errors import InputError
+from ..objectives.tracing import DATA_PLATE, is_latent
 
 
 def _seed(*keys: int) -> int:
@@ -55,7 +56,7 @@ class PerPointNoise(Messenger):
             ]
         )
         if eps.shape[0] != n:
-            raise ValueError(f"PerPointNoise has {len(self.indices)} indices for {n} points.")
+            raise RuntimeError(f"PerPointNoise has {len(self.indices)} indices for {n} points.")
         return eps.reshape(n, *moved).movedim(0, data_dim).to(like.device)
 
     def _process_message(self, msg: dict) -> None:
@@ -67,7 +68,7 @@ class PerPointNoise(Messenger):
         frame = next((f for f in msg["cond_indep_stack"] if f.name == DATA_PLATE), None)
         batch = len(fn.batch_shape) - event
         if frame is None or frame.dim != -1:
-            raise ValueError(
+            raise InputError(
                 f"per-point noise needs site '{msg['name']}' inside pyro.plate('{DATA_PLATE}') "
                 f"as its last batch dimension."
             )
@@ -80,7 +81,7 @@ class PerPointNoise(Messenger):
             eps = self._noise(shape, len(fn.batch_shape) - 1, fn.loc)
             msg["value"] = fn.loc + (fn.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
         else:
-            raise ValueError(
+            raise InputError(
                 f"per-point noise supports Normal and MultivariateNormal guides; site "
                 f"'{msg['name']}' has {type(fn).__name__}. Use noise = 'global'."
             )

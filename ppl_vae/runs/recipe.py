@@ -18,9 +18,9 @@ from typing import Any
 
 import tomli_w
 
+from ..errors import RecipeError, RunDirError
+from ..layout import RECIPE
 
-class RecipeError(ValueError):
-    """A recipe key or value is wrong; the message names the key, the file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -202,10 +202,18 @@ def to_dict(recipe: Recipe) -> dict[str, Any]:
 
 def save(recipe: Recipe, path: str | Path) -> None:
     """Writes the resolved recipe as TOML, atomically."""
-    from .storage import write_text  # imports torch, which reading a recipe does not need
+    from ..storage import write_text  # imports torch, which reading a recipe does not need
 
     write_text(path, tomli_w.dumps(to_dict(recipe)))
 
 
 def _deep_copy(table: dict[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in table.items()}
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    """The resolved recipe of the run dir ``path``, with optional overrides."""
+    path = Path(path)
+    if not (path / RECIPE).is_file():
+        raise RunDirError(f"{path} is not a run dir: it has no {RECIPE}.")
+    return load(path / RECIPE, overrides)

@@ -14,11 +14,13 @@ import pyro.poutine as poutine
 import torch
 from torchvision.utils import make_grid, save_image
 
+from ..errors import InputError
+
 
 def _images(model: Any, x: torch.Tensor) -> torch.Tensor:
     shape = getattr(model, "image_shape", None)
     if not shape:
-        raise ValueError(
+        raise InputError(
             "pictures need image data: this model has no image_shape (its data are plain "
             "vectors). Use an image dataset such as mnist or fashion_mnist."
         )
@@ -62,7 +64,7 @@ def interpolations(
     """One row per pair: x_a, then E[x | z] along z = (1 - t) z_a + t z_b for ``steps`` values
     of t in [0, 1], then x_b."""
     if len(x_a) != len(x_b) or steps < 2:
-        raise ValueError("interpolations need as many x_a as x_b and at least 2 steps.")
+        raise InputError("interpolations need as many x_a as x_b and at least 2 steps.")
     z_a, z_b = encode(guide, x_a), encode(guide, x_b)
     t = torch.linspace(0, 1, steps, dtype=z_a.dtype, device=z_a.device)[:, None, None]
     path = decode(model, ((1 - t) * z_a + t * z_b).transpose(0, 1).reshape(-1, z_a.shape[-1]))
@@ -99,7 +101,7 @@ def write_pictures(
     from .plots import plot_latent
 
     if len(x) < 2:
-        raise ValueError(f"pictures need at least 2 data points, got {len(x)}.")
+        raise InputError(f"pictures need at least 2 data points, got {len(x)}.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"{k}.png" for k in ("samples", "reconstructions", "interpolations")}

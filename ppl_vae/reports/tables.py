@@ -22,11 +22,12 @@ from typing import Any
 
 import torch
 
-from .bounds import Bounds, mean_and_stderr, read_inference_data, to_inference_data
-from .bounds.results import EVAL_JSON, EVAL_NETCDF, GROUP
-from .run import RunDirError, load_recipe
-from .storage import write_text
-from .train import METRICS
+from ..bounds import Bounds, mean_and_stderr, read_inference_data, to_inference_data
+from ..bounds.results import GROUP
+from ..errors import InputError
+from ..layout import COMPARE_CSV, COMPARE_MD, EVAL_JSON, EVAL_NETCDF, METRICS
+from ..runs.run import RunDirError, load_recipe
+from ..storage import write_text
 
 KHAT_BAD = 0.7  # Vehtari et al. (2024): above 0.7 importance sampling is unreliable
 
@@ -132,7 +133,7 @@ def comparison_table(results: Sequence[RunResult]) -> list[dict[str, Any]]:
     gap_K, gap_K_se (for every K of any run), ess (mean ESS at k_max), khat_above_0.7.
     """
     if not results:
-        raise ValueError("comparison_table needs at least one run.")
+        raise InputError("comparison_table needs at least one run.")
     ks = sorted({k for r in results for k in r.ks})
     rows = []
     for res in results:
@@ -202,7 +203,7 @@ def write_comparison(results: Sequence[RunResult], out_dir: str | Path) -> dict[
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = comparison_table(results)
-    paths = {"markdown": out / "compare.md", "csv": out / "compare.csv"}
+    paths = {"markdown": out / COMPARE_MD, "csv": out / COMPARE_CSV}
     write_text(paths["markdown"], to_markdown(rows))
     write_text(paths["csv"], to_csv(rows))
     return paths

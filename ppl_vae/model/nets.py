@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from .registry import lookup
+from ..errors import InputError
+from ..registry import lookup
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -106,19 +107,19 @@ class ConvDecoder(nn.Module):
 
 def _two_channels(hidden: Sequence[int]) -> tuple[int, int]:
     if len(hidden) != 2:
-        raise ValueError(f"conv nets take hidden = [channels1, channels2], got {list(hidden)}.")
+        raise InputError(f"conv nets take hidden = [channels1, channels2], got {list(hidden)}.")
     return int(hidden[0]), int(hidden[1])
 
 
 def _check_image(image_shape: Sequence[int] | None, features: int) -> tuple[int, int, int]:
     if image_shape is None or len(image_shape) != 3 or math.prod(image_shape) != features:
-        raise ValueError(
+        raise InputError(
             f"conv nets need images of shape (channels, height, width) with {features} pixels, "
             f"got {image_shape}; use net = 'mlp' for data that are not images."
         )
     c, h, w = image_shape
     if h % 4 or w % 4:
-        raise ValueError(f"conv nets need height and width divisible by 4, got {h}x{w}.")
+        raise InputError(f"conv nets need height and width divisible by 4, got {h}x{w}.")
     return c, h, w
 
 

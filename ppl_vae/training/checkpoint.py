@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .distributed import SINGLE, World
-from .storage import CheckpointError, load_checkpoint, save_checkpoint
+from ..distributed import SINGLE, World
+from ..storage import CheckpointError, load_checkpoint, save_checkpoint
 
 
 @dataclass

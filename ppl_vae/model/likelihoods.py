@@ -14,8 +14,9 @@ import torch
 from torch import nn
 from torch.nn.functional import softplus
 
+from ..errors import InputError
+from .bernoulli import IndependentBernoulli
 from .checks import DataError, check_finite
-from .distributions import IndependentBernoulli
 
 
 class Likelihood(nn.Module):
@@ -77,10 +78,10 @@ class Gaussian(Likelihood):
     def __init__(self, x_dim: int, scale: float = 1.0, learn_scale: str = "none"):
         super().__init__()
         if scale <= 0:
-            raise ValueError(f"the gaussian likelihood's scale must be positive, got {scale}.")
+            raise InputError(f"the gaussian likelihood's scale must be positive, got {scale}.")
         sizes = {"none": None, "scalar": 1, "pixel": x_dim}
         if learn_scale not in sizes:
-            raise ValueError(f"learn_scale must be one of {sorted(sizes)}, got {learn_scale!r}.")
+            raise InputError(f"learn_scale must be one of {sorted(sizes)}, got {learn_scale!r}.")
         raw = torch.full((sizes[learn_scale] or 1,), softplus_inverse(scale))
         if sizes[learn_scale] is None:
             self.register_buffer("raw_scale", raw)
@@ -109,11 +110,11 @@ LIKELIHOODS: dict[str, type[Likelihood]] = {
 
 def build_likelihood(name: str, x_dim: int, **options) -> Likelihood:
     """Builds a likelihood by name with its options (only ``gaussian`` takes any)."""
-    from .registry import lookup
+    from ..registry import lookup
 
     cls = lookup(LIKELIHOODS, name, "likelihood")
     if cls is Gaussian:
         return cls(x_dim, **options)
     if options:
-        raise ValueError(f"the {name} likelihood takes no options, got {sorted(options)}.")
+        raise InputError(f"the {name} likelihood takes no options, got {sorted(options)}.")
     return cls()

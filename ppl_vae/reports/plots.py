@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .reports import KHAT_BAD, RunResult, gap
+from ..errors import InputError
+from ..layout import TRAINING_CURVES
+from .tables import KHAT_BAD, RunResult, gap
 
 KHAT_OK = 0.5  # Vehtari et al. (2024): below 0.5 the importance-sampling estimate is reliable
 
@@ -87,7 +89,7 @@ def plot_khat(results: Sequence[RunResult], path: str | Path | None = None):
 
     runs = [r for r in results if r.per_datapoint is not None and "khat" in r.per_datapoint]
     if not runs:
-        raise ValueError("no run has per-data-point k-hat; evaluate with a K >= 21 and k-hat on.")
+        raise InputError("no run has per-data-point k-hat; evaluate with a K >= 21 and k-hat on.")
     fig, axes = _figure(len(runs), 2, width=5.0, height=3.2)
     for (hist, scatter), res in zip(axes, runs, strict=True):
         khat = res.per_datapoint["khat"]
@@ -213,6 +215,6 @@ def write_figures(results: Sequence[RunResult], out_dir: str | Path) -> dict[str
         paths["khat"] = out / "khat.png"
         plot_khat(results, paths["khat"])
     if any(r.metrics for r in results):
-        paths["training_curves"] = out / "training_curves.png"
+        paths["training_curves"] = out / TRAINING_CURVES
         plot_training_curves({r.label: r.metrics for r in results}, paths["training_curves"])
     return paths

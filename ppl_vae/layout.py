@@ -1,0 +1,42 @@
+"""The files of a run dir, named here and nowhere else.
+
+A run dir ``runs/<name>/`` holds
+
+- ``recipe.toml``: the resolved recipe it was trained with;
+- ``checkpoint.pt``: weights, optimizer and RNG states, position (exact resume);
+- ``metrics.csv``: one row per epoch; ``summary.json``: the final figures of the training;
+- ``eval.json`` (for machines) and ``eval.nc`` (an arviz netCDF, for notebooks): the bounds
+  that ``ppl-vae evaluate`` wrote; ``scores.csv``: per-data-point scores;
+- ``eval_<dataset>/``: the same evaluation files for another dataset scored by this run's model;
+- ``pictures/``: samples, reconstructions, interpolations, latent codes, training curves.
+
+``ppl-vae compare`` writes ``compare.md`` and ``compare.csv`` (and figures) into its own folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RECIPE = "recipe.toml"
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+EVAL_JSON = "eval.json"
+EVAL_NETCDF = "eval.nc"
+SCORES_CSV = "scores.csv"
+PICTURES = "pictures"
+COMPARE_MD = "compare.md"
+COMPARE_CSV = "compare.csv"
+TRAINING_CURVES = "training_curves.png"
+
+
+def eval_dir(run_dir: str | Path, dataset: str | None = None) -> Path:
+    """Where the evaluation of ``run_dir`` goes: the run dir itself, or ``eval_<dataset>/`` in
+    it for another dataset scored by the run's model."""
+    run_dir = Path(run_dir)
+    return run_dir / f"eval_{dataset}" if dataset else run_dir
+
+
+def pictures_dir(run_dir: str | Path) -> Path:
+    """Where ``ppl-vae sample`` puts a run's pictures."""
+    return Path(run_dir) / PICTURES

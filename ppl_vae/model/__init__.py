@@ -1,0 +1,15 @@
+"""The Pyro models: the VAE p(z) p(x|z), its likelihoods and networks, and data checks."""
+
+from .likelihoods import LIKELIHOODS, Likelihood, build_likelihood
+from .nets import ACTIVATIONS, build_net
+from .vae import VAE, build_model
+
+__all__ = [
+    "ACTIVATIONS",
+    "LIKELIHOODS",
+    "VAE",
+    "Likelihood",
+    "build_likelihood",
+    "build_model",
+    "build_net",
+]
