@@ -214,7 +214,9 @@ def test_bad_arguments_are_clear_errors(lg):
     with pytest.raises(ValueError, match="k-hat needs at least 21 particles"):
         psis_khat(torch.zeros(10, 3))
     with pytest.raises(ValueError, match="k-hat needs at least 21.*--no-khat"):
-        evaluate(model, truth.exact_guide(), x, [1, 10])
+        evaluate(model, truth.exact_guide(), x, [1, 10], khat=True)  # asked for: refused
+    unasked = evaluate(model, truth.exact_guide(), x, [1, 10])  # not asked for: skipped
+    assert unasked.khat is None and unasked.iwae.shape == (len(x), 2)
     with pytest.raises(ValueError, match=r"shape \[K, N\]"):
         iwae(torch.zeros(3))
 

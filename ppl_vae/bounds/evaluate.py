@@ -11,18 +11,17 @@ batch's first index: results do not depend on which process or call evaluates a 
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-import pyro
 import torch
 from tqdm.auto import tqdm
 
 from ..distributed import SINGLE, World, all_gather
 from ..errors import InputError
+from ..model.checks import checked_once
+from ..training.noise import derive_seed
 from .estimators import MIN_KHAT_PARTICLES, mean_and_stderr, psis_khat
 from .log_weights import iter_log_weights
 
@@ -101,24 +100,7 @@ class _Stream:
 
 def batch_seed(seed: int, start: int) -> int:
     """The seed of the batch of data points that starts at index ``start``."""
-    return int(np.random.SeedSequence([seed, start]).generate_state(1)[0])
-
-
-@contextlib.contextmanager
-def _checked_once(model: Callable, x: torch.Tensor) -> Iterator[None]:
-    """Checks the data once, then turns per-call checks and Pyro validation off."""
-    check = getattr(model, "check", None)
-    if check is not None:
-        check(x)
-    flag = getattr(model, "validate_data", None)
-    if flag is not None:
-        model.validate_data = False
-    try:
-        with pyro.validation_enabled(False):
-            yield
-    finally:
-        if flag is not None:
-            model.validate_data = flag
+    return derive_seed(seed, start)
 
 
 def evaluate(
@@ -162,7 +144,7 @@ def evaluate(
         chunk_size = auto_chunk(batch_size, x.device)
     parts = {}
     devices = [x.device.index or 0] if x.device.type == "cuda" else []
-    with _checked_once(model, x):
+    with checked_once(model, x):
         starts = range(0, x.shape[0], batch_size)[world.rank :: world.size]
         for start in tqdm(starts, desc="evaluate", disable=not (progress and world.is_main)):
             xb = x[start : start + batch_size]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable, Iterator
 
+import pyro
 import torch
 
 from ..errors import DataError
@@ -37,3 +40,17 @@ def check_batch(x: torch.Tensor, x_dim: int) -> None:
         raise DataError("the data are empty (N = 0); pass at least one data point.")
     if not x.is_floating_point():
         raise DataError(f"data must be floating point, got {x.dtype}; use x.float().")
+
+
+@contextlib.contextmanager
+def checked_once(model: Callable, *xs: torch.Tensor) -> Iterator[None]:
+    """Checks each data tensor once (the model's ``check``, else finiteness), then runs the
+    block with the model's per-call data checks and Pyro's validation off: the hot loop of
+    training or evaluation then pays for neither."""
+    check = getattr(model, "check", check_finite)
+    for x in xs:
+        if len(x):
+            check(x)
+    quiet = getattr(model, "data_checks_off", contextlib.nullcontext)
+    with quiet(), pyro.validation_enabled(False):
+        yield

@@ -6,7 +6,8 @@ does the same works with every guide, objective and bound in the toolkit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import pyro
 import pyro.distributions as dist
@@ -52,6 +53,16 @@ class VAE(PyroModule):
         """Raises DataError unless ``x`` is ``[N, x_dim]`` data this likelihood can score."""
         check_batch(x, self.x_dim)
         self.likelihood.check(x)
+
+    @contextlib.contextmanager
+    def data_checks_off(self) -> Iterator[None]:
+        """Inside the block, ``forward`` skips ``check``: for callers that checked the data
+        once already (``ppl_vae.model.checks.checked_once``)."""
+        previous, self.validate_data = self.validate_data, False
+        try:
+            yield
+        finally:
+            self.validate_data = previous
 
     def prior(self, like: torch.Tensor) -> dist.Distribution:
         """p(z) = N(0, I), with event shape ``[z_dim]``, on ``like``'s device and dtype (built

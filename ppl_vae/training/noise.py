@@ -23,7 +23,9 @@ from ..errors import InputError
 from ..objectives.tracing import DATA_PLATE, is_latent
 
 
-def _seed(*keys: int) -> int:
+def derive_seed(*keys: int) -> int:
+    """A 32-bit seed derived from integer keys (NumPy's SeedSequence): nearby keys give
+    unrelated streams."""
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
 
 
@@ -48,7 +50,7 @@ class PerPointNoise(Messenger):
                 torch.randn(
                     per_point,
                     generator=torch.Generator().manual_seed(
-                        _seed(self.seed, self.epoch, i, self.site)
+                        derive_seed(self.seed, self.epoch, i, self.site)
                     ),
                     dtype=like.dtype,
                 )
