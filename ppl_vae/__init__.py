@@ -51,6 +51,7 @@ _SUBPACKAGES = {
     "objectives",
     "options",
     "registry",
+    "rng",
     "reports",
     "runs",
     "storage",

@@ -52,7 +52,7 @@ def _train(a: argparse.Namespace) -> int:
         recipe, out, source = load(a.recipe, a.overrides), a.out, a.recipe
     else:
         raise RecipeError("give a recipe file, e.g. ppl-vae train models/mnist_bernoulli_mlp.toml")
-    world = distributed.init(distributed.resolve_device(recipe.train.device))
+    world = distributed.init(recipe.train.device)
     run, result = train_recipe(
         recipe,
         out,
@@ -118,7 +118,7 @@ def _evaluate(a: argparse.Namespace) -> int:
     from .bounds import MIN_KHAT_PARTICLES, format_table
     from .runs.evaluate import evaluate_run
 
-    world = distributed.init(distributed.resolve_device(a.device))
+    world = distributed.init(a.device)
     khat = False if a.no_khat else (True if a.khat else None)
     ks = a.k or [1, 10, 100, 1000, 5000]
     out = evaluate_run(

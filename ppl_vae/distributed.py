@@ -1,7 +1,8 @@
 """Data parallelism over ``torch.distributed``: one process per core, GPU or node (torchrun).
 
 ``World`` describes this process's place; ``init()`` reads torchrun's environment and starts
-the process group (gloo on CPU, nccl on GPUs). ``AllReduceOptim`` sums every gradient over the
+the process group (gloo on CPU, nccl on GPUs); ``resolve_device`` turns a device name into the
+device this process runs on. ``training.optim.AllReduceOptim`` sums every gradient over the
 ranks before the optimiser steps, as DistributedDataParallel does; the sum (not the mean)
 matches Pyro's losses, which are sums over the batch, so W ranks with batch B take exactly the
 step one process takes with batch W * B.
@@ -37,26 +38,33 @@ class World:
 SINGLE = World()
 
 
-def resolve_device(device: str) -> torch.device:
-    """``cpu``, ``cuda`` (falls back to the CPU with a warning when none is present) or ``auto``."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        warnings.warn(
-            "train.device = 'cuda' but no GPU is available; running on the CPU.", stacklevel=2
-        )
-        device = "cpu"
-    return torch.device(device)
+def resolve_device(device: str | torch.device, world: World = SINGLE) -> torch.device:
+    """The device to run on, from ``cpu``, ``cuda[:i]`` (the CPU, with a warning, when no GPU is
+    present), ``auto`` (a GPU if there is one) or a ``torch.device``, which is taken as it is.
+    Under torchrun each rank takes the GPU of its local rank."""
+    if not isinstance(device, torch.device):
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            warnings.warn(
+                f"device {device!r} was asked for but no GPU is available; running on the CPU.",
+                stacklevel=2,
+            )
+            device = "cpu"
+        device = torch.device(device)
+    return device_for(world, device)
 
 
 def init(device: torch.device | str = "cpu") -> World:
-    """The world torchrun launched this process into (a single process without torchrun)."""
+    """The world torchrun launched this process into (a single process without torchrun): nccl
+    when ``device`` asks for a GPU and there is one, else gloo."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return SINGLE
     rank = int(os.environ["RANK"])
     if not dist.is_initialized():
-        backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
+        cuda = str(device).startswith(("cuda", "auto")) and torch.cuda.is_available()
+        backend = "nccl" if cuda else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend)

@@ -12,11 +12,19 @@ import tempfile
 from pathlib import Path
 
 import torch
-from torchvision import datasets
 
 from .root import require_files
 
-CLASSES = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}
+# torchvision's dataset classes by name; torchvision is imported when data are first read (it
+# pulls in torch._dynamo, seconds that `import ppl_vae` and `ppl-vae --help` should not pay)
+CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+
+
+def dataset_class(name: str) -> type:
+    """torchvision's dataset class for ``name`` (``mnist`` or ``fashion_mnist``)."""
+    from torchvision import datasets
+
+    return getattr(datasets, CLASSES[name])
 
 
 def _raw_names(cls: type) -> list[str]:
@@ -27,7 +35,7 @@ def load_idx(
     name: str, root: Path, download: bool = False
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Returns ``{"train": (images, labels), "test": (...)}``; images uint8 ``[N, 28, 28]``."""
-    cls = CLASSES[name]
+    cls = dataset_class(name)
     raw = root / cls.__name__ / "raw"
     names = _raw_names(cls)
     if all((raw / n).is_file() for n in names) or download:

@@ -1,7 +1,8 @@
 """Pictures of a trained image VAE: prior samples, reconstructions, interpolations, latent codes.
 
 Images are the likelihood's mean E[x | z] (pixel probabilities for Bernoulli pixels), folded to
-the model's ``image_shape`` and laid out with ``torchvision.utils.make_grid``. Latent codes are
+the model's ``image_shape`` and laid out with ``torchvision.utils.make_grid`` (torchvision is
+imported when a picture is made). Latent codes are
 the guide's mean E_q[z | x] where its distribution has one, else one sample of site ``"z"``.
 """
 
@@ -12,7 +13,6 @@ from typing import Any
 
 import pyro.poutine as poutine
 import torch
-from torchvision.utils import make_grid, save_image
 
 from ..errors import InputError
 
@@ -44,6 +44,8 @@ def encode(guide: Any, x: torch.Tensor) -> torch.Tensor:
 
 def prior_samples(model: Any, n: int = 64, seed: int = 0) -> torch.Tensor:
     """``n`` images E[x | z], z ~ p(z), as a grid ``[3, H, W]``."""
+    from torchvision.utils import make_grid
+
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         x = model.sample(n)
@@ -52,6 +54,8 @@ def prior_samples(model: Any, n: int = 64, seed: int = 0) -> torch.Tensor:
 
 def reconstructions(model: Any, guide: Any, x: torch.Tensor, nrow: int = 8) -> torch.Tensor:
     """A grid whose rows alternate: ``nrow`` inputs, then their reconstructions E[x | E_q[z|x]]."""
+    from torchvision.utils import make_grid
+
     inputs = _images(model, x)
     recon = decode(model, encode(guide, x))
     rows = [t for i in range(0, len(x), nrow) for t in (inputs[i : i + nrow], recon[i : i + nrow])]
@@ -63,6 +67,8 @@ def interpolations(
 ) -> torch.Tensor:
     """One row per pair: x_a, then E[x | z] along z = (1 - t) z_a + t z_b for ``steps`` values
     of t in [0, 1], then x_b."""
+    from torchvision.utils import make_grid
+
     if len(x_a) != len(x_b) or steps < 2:
         raise InputError("interpolations need as many x_a as x_b and at least 2 steps.")
     z_a, z_b = encode(guide, x_a), encode(guide, x_b)
@@ -98,6 +104,8 @@ def write_pictures(
 ) -> dict[str, Path]:
     """Writes ``samples.png``, ``reconstructions.png``, ``interpolations.png`` (from the first
     images of ``x``) and ``latent.png`` (all of ``x``, coloured by ``labels``) into ``out_dir``."""
+    from torchvision.utils import save_image
+
     from .plots import plot_latent
 
     if len(x) < 2:

@@ -14,7 +14,7 @@ import pyro
 import torch
 
 from ..data import Splits
-from ..distributed import SINGLE, World, barrier, device_for, resolve_device
+from ..distributed import SINGLE, World, barrier, resolve_device
 from ..errors import RunDirError
 from ..layout import CHECKPOINT, RECIPE
 from ..model import VAE
@@ -29,13 +29,14 @@ __all__ = ["Run", "RunDirError", "load_recipe", "load_run", "prepare_run_dir", "
 
 @dataclass
 class Run:
-    """A trained run: its recipe, model, guide and data."""
+    """A trained run: its recipe, model, guide and data, and the device they are on."""
 
     path: Path
     recipe: Recipe
     model: VAE
     guide: torch.nn.Module
     data: Splits
+    device: torch.device = torch.device("cpu")
 
 
 def prepare_run_dir(out: Path, overwrite: bool = False, resume: bool = False) -> None:
@@ -70,6 +71,7 @@ def train_recipe(
     ``world = ppl_vae.distributed.init()``: every rank trains, rank 0 writes the run dir."""
     out = Path(out) if out is not None else Path("runs") / recipe.name
     check_recipe(recipe, source)
+    device = resolve_device(recipe.train.device, world)  # once; fit takes it as it is
     if world.is_main:
         prepare_run_dir(out, overwrite, resume)
     barrier(world)
@@ -90,7 +92,7 @@ def train_recipe(
         batch_size=t.batch_size,
         lr=t.lr,
         seed=t.seed,
-        device=t.device,
+        device=device,
         loss=loss,
         run_dir=out,
         resume=resume,
@@ -102,20 +104,21 @@ def train_recipe(
         world=world,
         noise=t.noise,
     )
-    return Run(out, recipe, model, guide, data), result
+    return Run(out, recipe, model, guide, data, device), result
 
 
 def load_run(
     path: str | Path,
     data_dir: str | Path | None = None,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     world: World = SINGLE,
 ) -> Run:
-    """Loads a trained run: its recipe, data, and model and guide with the checkpoint's weights."""
+    """Loads a trained run: its recipe, data, and model and guide with the checkpoint's weights,
+    on ``device`` (a name for ``ppl_vae.distributed.resolve_device``, or a torch.device)."""
     path = Path(path)
     recipe = load_recipe(path)
-    dev = device_for(world, resolve_device(device))
+    dev = resolve_device(device, world)
     data = build_data(recipe, data_dir).to(dev)
     model, guide = build_parts(recipe, data)
     load_weights(path / CHECKPOINT, model, guide)
-    return Run(path, recipe, model.to(dev).eval(), guide.to(dev).eval(), data)
+    return Run(path, recipe, model.to(dev).eval(), guide.to(dev).eval(), data, dev)
