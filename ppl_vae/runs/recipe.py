@@ -8,9 +8,7 @@ key and the type of every value, naming the key and the file when one is wrong.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +18,8 @@ import tomli_w
 
 from ..errors import RecipeError, RunDirError
 from ..layout import RECIPE
-
+from ..options import check_value
+from ..registry import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -82,8 +81,8 @@ class TrainConfig:
     device: str = "cpu"
     eval_batch_size: int = 1000
     max_steps: int = 0
-    checkpoint_every: int = 1
-    noise: str = "global"  # epochs between checkpoints (and one at the end)
+    checkpoint_every: int = 1  # epochs between checkpoints (and one at the end)
+    noise: str = "global"  # latent noise: one global stream, or "per_point" (a seed per point)
     checkpoint_steps: int = 0  # also one every this many SVI steps; 0: off
 
 
@@ -99,53 +98,17 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _check_value(value: Any, tp: Any, key: str, source: str) -> Any:
-    """Returns ``value`` converted to ``tp``, or raises a RecipeError naming ``key``."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return value
-    if tp is Any:
-        return value
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise RecipeError(
-                f"{source}: key '{key}' must be a list of {_type_name(item)}, got {value!r}."
-            )
-        return [_check_value(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise RecipeError(f"{source}: key '{key}' must be a table, got {value!r}.")
-        return dict(value)
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is bool or tp is int:
-        ok = isinstance(value, tp) and (tp is bool or not isinstance(value, bool))
-    else:
-        ok = isinstance(value, tp)
-    if not ok:
-        raise RecipeError(
-            f"{source}: key '{key}' must be of type {_type_name(tp)}, got {value!r} "
-            f"({type(value).__name__})."
-        )
-    return value
-
-
 def _build(cls: type, table: dict[str, Any], prefix: str, source: str) -> Any:
+    """The dataclass ``cls`` from a TOML table: every key known, every value of its type."""
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in table.items():
         full = f"{prefix}{key}"
         if key not in hints:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
             raise RecipeError(
-                f"{source}: unknown key '{full}'.{hint} Valid keys here: {', '.join(names)}."
+                f"{source}: unknown key '{full}'.{did_you_mean(key, names, prefix)} Valid keys "
+                f"here: {', '.join(names)}."
             )
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
@@ -153,7 +116,7 @@ def _build(cls: type, table: dict[str, Any], prefix: str, source: str) -> Any:
                 raise RecipeError(f"{source}: key '{full}' must be a table, got {value!r}.")
             kwargs[key] = _build(tp, value, f"{full}.", source)
         else:
-            kwargs[key] = _check_value(value, tp, full, source)
+            kwargs[key] = check_value(value, tp, full, source)
     return cls(**kwargs)
 
 

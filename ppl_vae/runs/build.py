@@ -1,0 +1,106 @@
+"""The parts a recipe names, built and checked: data, model and guide, objective.
+
+``check_recipe`` checks every name and option table of a recipe before any data are loaded, so
+that a typo fails in a second, not after the data have loaded or a first epoch has run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import BINARIZATIONS, DATASETS, Splits, load_data
+from ..data import RESERVED as DATA_RESERVED
+from ..guides import GUIDES, build_guide
+from ..guides import RESERVED as GUIDE_RESERVED
+from ..model import ACTIVATIONS, LIKELIHOODS, VAE, build_model
+from ..model.likelihoods import RESERVED as LIKELIHOOD_RESERVED
+from ..objectives import OBJECTIVES, build_objective
+from ..options import checked_lookup, parameters
+from ..registry import lookup
+from ..training.noise import NOISES
+from .recipe import Recipe
+
+# Set by objective.num_particles, not by objective.options.
+OBJECTIVE_RESERVED = {"num_particles": "objective.num_particles"}
+
+
+def build_data(recipe: Recipe, data_dir: str | Path | None = None) -> Splits:
+    """Loads the recipe's dataset."""
+    d = recipe.data
+    return load_data(d.name, data_dir, d.binarize, d.subset, d.valid_size, **d.options)
+
+
+def build_parts(recipe: Recipe, data: Splits) -> tuple[VAE, torch.nn.Module]:
+    """Builds the model and guide a recipe names, sized for ``data``."""
+    m, g = recipe.model, recipe.guide
+    model = build_model(
+        m.z_dim,
+        data.x_dim,
+        m.likelihood,
+        m.likelihood_options,
+        m.decoder.net,
+        m.decoder.hidden,
+        m.decoder.activation,
+        data.image_shape,
+    )
+    guide = build_guide(
+        g.name,
+        data.x_dim,
+        m.z_dim,
+        g.encoder.net,
+        g.encoder.hidden,
+        g.encoder.activation,
+        data.image_shape,
+        **g.options,
+    )
+    return model, guide
+
+
+def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
+    """Checks every name a recipe uses and its option tables before any data are loaded: a
+    wrong one raises UnknownNameError (with the closest name) or RecipeError (key and file).
+    The option tables go through the checks the builders make, so the message is the same."""
+    d, m, g, o = recipe.data, recipe.model, recipe.guide, recipe.objective
+    lookup({b: b for b in BINARIZATIONS}, d.binarize, "binarization")
+    lookup(NOISES, recipe.train.noise, "train.noise")
+    for net in (m.decoder, g.encoder):
+        lookup(ACTIVATIONS, net.activation, "activation")
+    tables = [
+        (DATASETS, d.name, "dataset", d.options, "data.options", DATA_RESERVED, None),
+        (
+            LIKELIHOODS,
+            m.likelihood,
+            "likelihood",
+            m.likelihood_options,
+            "model.likelihood_options",
+            LIKELIHOOD_RESERVED,
+            None,
+        ),
+        (GUIDES, g.name, "guide", g.options, "guide.options", GUIDE_RESERVED, None),
+        (
+            OBJECTIVES,
+            o.name,
+            "objective",
+            o.options,
+            "objective.options",
+            OBJECTIVE_RESERVED,
+            objective_wrapper_options(),
+        ),
+    ]
+    for registry, name, what, options, key, reserved, extra in tables:
+        checked_lookup(registry, name, what, options, key, source, reserved, extra)
+
+
+def objective_wrapper_options() -> dict[str, Any]:
+    """The options ``build_objective`` adds to every objective (KL warm-up, free bits), as
+    ``{name: annotation}``: its keyword-only parameters."""
+    return parameters(build_objective, keyword_only=True)
+
+
+def build_loss(recipe: Recipe):
+    """The SVI loss a recipe names."""
+    o = recipe.objective
+    return build_objective(o.name, o.num_particles, **o.options)

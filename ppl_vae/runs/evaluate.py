@@ -1,0 +1,80 @@
+"""``evaluate_run``: bound log p(x) for a trained run dir and write the results into it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..bounds import DEFAULT_KS, auto_chunk, evaluate, write_results, write_scores
+from ..data import load_data
+from ..distributed import SINGLE, World
+from ..layout import SCORES_CSV, eval_dir
+from .run import load_run
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    ks: Sequence[int] = DEFAULT_KS,
+    *,
+    split: str = "test",
+    subset: int = 0,
+    batch_size: int = 100,
+    chunk_size: int | None = None,
+    seed: int = 0,
+    khat: bool | None = None,
+    device: str | torch.device = "cpu",
+    data_dir: str | Path | None = None,
+    dataset: str | None = None,
+    out: str | Path | None = None,
+    per_datapoint: bool = False,
+    progress: bool = False,
+    world: World = SINGLE,
+) -> dict[str, Any]:
+    """Evaluates the run in ``run_dir`` on its ``split`` (or on another ``dataset``, with the
+    run's binarization) and writes ``eval.json`` and ``eval.nc`` (and ``scores.csv`` with
+    ``per_datapoint``) into the run dir, or into ``eval_<dataset>/`` for another dataset, or
+    into ``out``. Returns what ``eval.json`` holds (on every rank under torchrun; only rank 0
+    writes). See ``ppl_vae.bounds.evaluate`` for ``ks``, ``chunk_size``, ``seed`` and ``khat``.
+    """
+    run = load_run(run_dir, data_dir, device, world)
+    data = run.data
+    if dataset:
+        data = load_data(dataset, data_dir, run.recipe.data.binarize).to(run.device)
+    x = data.split(split)[: subset or None]
+    labels = data.labels.get(split)
+    chunk = chunk_size or auto_chunk(batch_size, x.device)
+    t0 = time.perf_counter()
+    bounds = evaluate(
+        run.model,
+        run.guide,
+        x,
+        ks,
+        chunk,
+        batch_size,
+        seed,
+        khat=khat,
+        progress=progress,
+        world=world,
+    )
+    meta = {
+        "run": str(run.path),
+        "dataset": dataset or run.recipe.data.name,
+        "split": split,
+        "seed": seed,
+        "chunk_size": chunk,
+        "batch_size": batch_size,
+        "processes": world.size,
+        "seconds": time.perf_counter() - t0,
+    }
+    if not world.is_main:
+        return {**meta, "estimates": bounds.estimates()}
+    folder = Path(out) if out is not None else eval_dir(run.path, dataset)
+    folder.mkdir(parents=True, exist_ok=True)
+    result = write_results(folder, bounds, meta, labels)
+    if per_datapoint:
+        write_scores(folder / SCORES_CSV, bounds, labels)
+    return result
