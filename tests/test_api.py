@@ -18,10 +18,25 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 
 # ppl_vae.__all__ of 0.1 (keep_freed_memory became private, with a deprecation warning)
 NAMES_0_1 = [
-    "DATASETS", "GUIDES", "LIKELIHOODS", "OBJECTIVES", "VAE", "AmortizedGuide", "FitResult",
-    "LinearGaussian", "Recipe", "Splits", "build_guide", "build_model", "build_objective", "fit",
-    "load_data", "load_recipe_file", "load_run", "train_recipe",
-]  # fmt: skip
+    "DATASETS",
+    "GUIDES",
+    "LIKELIHOODS",
+    "OBJECTIVES",
+    "VAE",
+    "AmortizedGuide",
+    "FitResult",
+    "LinearGaussian",
+    "Recipe",
+    "Splits",
+    "build_guide",
+    "build_model",
+    "build_objective",
+    "fit",
+    "load_data",
+    "load_recipe_file",
+    "load_run",
+    "train_recipe",
+]
 
 
 def _modules_after(code: str) -> set[str]:
@@ -88,8 +103,24 @@ def test_evaluate_run_is_the_library_behind_the_cli(run_dir, capsys):
     assert json.loads((run_dir / "eval.json").read_text()) == result
     assert {r["estimator"] for r in result["estimates"]} == {"elbo", "iwae", "ess"}
     # the same through the CLI, with the same numbers; k-hat (not asked for) is skipped, said so
-    assert main(["evaluate", str(run_dir), "--k", "1", "10", "--subset", "50",
-                 "--batch-size", "25", "--json", "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run_dir),
+                "--k",
+                "1",
+                "10",
+                "--subset",
+                "50",
+                "--batch-size",
+                "25",
+                "--json",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     assert json.loads(out)["estimates"] == result["estimates"]
     assert "k-hat skipped" in err and "K >= 21" in err
