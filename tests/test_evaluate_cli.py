@@ -82,7 +82,8 @@ def test_evaluate_table_and_errors(run_dir, capsys):
     )
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["estimator", "K", "mean", "stderr", "n"]
-    assert main(["evaluate", str(run_dir), "--k", "1", "5", "--subset", "30"]) == 2
+    # k-hat asked for with K < 21 is refused; not asked for, it is skipped (tests/test_api.py)
+    assert main(["evaluate", str(run_dir), "--k", "1", "5", "--subset", "30", "--khat"]) == 2
     assert "--no-khat" in capsys.readouterr().err
     assert main(["evaluate", str(run_dir), "--k", "0", "--no-khat"]) == 2
     assert main(["evaluate", str(run_dir.parent / "nope")]) == 2
