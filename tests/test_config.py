@@ -1,7 +1,10 @@
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
+from ppl_vae.options import check_value
 from ppl_vae.runs import recipe as config
 from ppl_vae.runs.recipe import RecipeError
 
@@ -56,3 +59,16 @@ def test_round_trip(tmp_path):
 def test_bad_override_syntax():
     with pytest.raises(RecipeError, match="key=value"):
         config.from_dict({}, ["train.epochs"])
+
+
+def test_the_one_checker_reads_types_as_toml_writes_them():
+    assert check_value(1, float, "k") == 1.0 and isinstance(check_value(1, float, "k"), float)
+    assert check_value((3, 4), Sequence[int] | None, "k") == [3, 4]
+    assert check_value(None, Sequence[int] | None, "k") is None
+    assert check_value("a", Literal["a", "b"], "k") == "a"
+    with pytest.raises(ValueError, match=r"key 'k\[1\]' must be of type int, got 'x'"):
+        check_value([1, "x"], list[int], "k")
+    with pytest.raises(RecipeError, match=r"r\.toml: key 'k' must be of type float \| None"):
+        check_value("big", float | None, "k", "r.toml")
+    with pytest.raises(ValueError, match=r"key 'k' must be of type int, got True"):
+        check_value(True, int, "k")

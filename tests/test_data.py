@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from ppl_vae.data import MissingDataError, load_data
+from ppl_vae.model.checks import DataError
 from ppl_vae.registry import UnknownNameError
 
 
@@ -47,6 +48,18 @@ def test_larochelle_binarized_mnist(data_root):
     assert s.binarize == "static"
     assert set(s.test.unique().tolist()) == {0.0, 1.0}
     assert s.test.mean().item() == pytest.approx(0.13251, abs=5e-6)
+
+
+def test_larochelle_refuses_another_valid_size(tmp_path):
+    # Its validation split is fixed by the file: another size is refused, not ignored, and
+    # before any file is read.
+    with pytest.raises(DataError, match=r"fixed validation split of 10000.*got 5000"):
+        load_data("binarized_mnist", tmp_path, valid_size=5000)
+
+
+def test_larochelle_takes_its_own_valid_size(data_root):
+    s = load_data("binarized_mnist", data_root, valid_size=10000, subset=10)
+    assert len(s.valid) == 10
 
 
 def test_dynamic_binarization_resamples_train_but_fixes_test(data_root):

@@ -169,6 +169,46 @@ def test_wrong_recipe_key_or_type_names_the_key_and_the_file(tmp_path, toml, mes
         check_recipe(config.load(path), str(path))
 
 
+def test_option_of_another_likelihood_says_it_does_not_apply():
+    # The key is plainly in the file: the message must not call it unknown.
+    recipe = config.load(MODELS / "fashion_gaussian_conv.toml", ["model.likelihood=bernoulli"])
+    with pytest.raises(
+        RecipeError,
+        match=r"fashion_gaussian_conv\.toml: key 'model\.likelihood_options\.scale' does not "
+        r"apply to likelihood 'bernoulli' \(it takes no options\); remove it or choose "
+        r"'gaussian'\.$",
+    ):
+        check_recipe(recipe, str(MODELS / "fashion_gaussian_conv.toml"))
+    with pytest.raises(ValueError, match=r"does not apply to likelihood 'bernoulli'"):
+        build_model(2, 4, "bernoulli", {"scale": 0.5})
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("guide.options.num_flow=3", r"unknown key 'guide\.options\.num_flow'\. Did you mean "),
+        ("guide.options.rank=3", r"'guide\.options\.rank' does not apply to guide 'iaf'"),
+    ],
+)
+def test_recipe_check_and_builder_give_the_same_option_message(override, message):
+    recipe = config.load(MODELS / "mnist_guide_iaf.toml", [override])
+    with pytest.raises(RecipeError, match=message) as checked:
+        check_recipe(recipe, "r.toml")
+    with pytest.raises(ValueError, match=message) as built:
+        g = recipe.guide
+        build_guide(g.name, 4, 2, hidden=[], **g.options)
+    assert str(checked.value) == f"r.toml: {built.value}"
+
+
+def test_objective_options_of_the_wrappers_are_valid_for_every_objective():
+    for name in ("elbo", "iwae", "renyi"):
+        overrides = [f"objective.name={name}", "objective.options.kl_warmup_epochs=2"]
+        check_recipe(config.load(MODELS / "linear_gaussian.toml", overrides))
+    bad = config.load(MODELS / "linear_gaussian.toml", ["objective.options.kl_warmup=2"])
+    with pytest.raises(RecipeError, match=r"Did you mean 'objective\.options\.kl_warmup_epochs'"):
+        check_recipe(bad)
+
+
 def test_wrong_option_type_through_the_cli_names_the_file(tmp_path, capsys):
     recipe = MODELS / "linear_gaussian.toml"
     code = main(

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..model.checks import DataError
+from ..options import checked_lookup
 from ..registry import lookup
 from .larochelle import load_larochelle
 from .linear_gaussian import LinearGaussian
@@ -30,6 +31,9 @@ from .root import MissingDataError, data_root
 BINARIZATIONS = ("none", "dynamic", "static", "threshold")
 SPLITS = ("train", "valid", "test")
 BINARIZE_SEED = 1234  # fixed, so that static and evaluation bits are the same in every run
+LAROCHELLE_VALID = 10000  # binarized_mnist's validation split, fixed by the file
+# The parameters of a loader that load_data fills in itself, and where a recipe sets them.
+RESERVED = {"root": "--data-dir or $PPL_VAE_DATA", "valid_size": "data.valid_size"}
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,17 @@ def _mnist_like(name: str):
     return load
 
 
-def _larochelle(root: Path, valid_size: int = 10000) -> Splits:
+def _larochelle(root: Path, valid_size: int = LAROCHELLE_VALID) -> Splits:
+    """The published train/valid/test split; ``valid_size`` may only repeat its size."""
+    # The split is part of the benchmark (results are comparable only on it), so another size
+    # is refused rather than ignored, and before any file is read.
+    if valid_size != LAROCHELLE_VALID:
+        raise DataError(
+            f"binarized_mnist comes with a fixed validation split of {LAROCHELLE_VALID} images "
+            f"(Larochelle & Murray 2011), so data.valid_size must be {LAROCHELLE_VALID} for it, "
+            f"got {valid_size}. For another split use data.name = 'mnist' with "
+            f"data.binarize = 'static'."
+        )
     s = load_larochelle(root)
     return Splits(s["train"], s["valid"], s["test"], (1, 28, 28), binarize="static")
 
@@ -126,15 +140,13 @@ def load_data(
     **options: Any,
 ) -> Splits:
     """Loads a registered dataset, binarizes it and optionally keeps the first ``subset`` rows
-    of every split (for smoke tests)."""
-    loader = lookup(DATASETS, name, "dataset")
+    of every split (for smoke tests). ``options`` (a recipe's ``data.options``) are checked
+    against the dataset's loader; ``valid_size`` None keeps the loader's default."""
+    loader = checked_lookup(DATASETS, name, "dataset", options, "data.options", reserved=RESERVED)
     binarize = lookup({b: b for b in BINARIZATIONS}, binarize, "binarization")
     if valid_size is not None:
         options["valid_size"] = valid_size
-    try:
-        s = loader(data_root(data_dir), **options)
-    except TypeError as e:
-        raise DataError(f"bad data.options for dataset {name!r}: {e}") from e
+    s = loader(data_root(data_dir), **options)
     if subset:
         s = replace(s, **{k: getattr(s, k)[:subset] for k in SPLITS})
         s = replace(s, labels={k: v[:subset] for k, v in s.labels.items()})

@@ -6,12 +6,10 @@ under ``pyro.plate("data", N)``) in its own file and add one line below.
 
 from __future__ import annotations
 
-import difflib
-import inspect
 from collections.abc import Sequence
+from typing import Any
 
-from ..errors import InputError
-from ..registry import lookup
+from ..options import checked_lookup, parameters
 from . import gaussian_kl  # noqa: F401  (registers closed-form KLs with torch)
 from .base import AmortizedGuide
 from .diagonal import DiagonalNormal
@@ -36,6 +34,18 @@ GUIDES: dict[str, type[AmortizedGuide]] = {
 }
 
 
+# The parameters of a guide class that build_guide fills in itself, and where a recipe sets
+# them: they are not guide options.
+RESERVED = {
+    "x_dim": "the data",
+    "image_shape": "the data",
+    "z_dim": "model.z_dim",
+    "net": "guide.encoder.net",
+    "hidden": "guide.encoder.hidden",
+    "activation": "guide.encoder.activation",
+}
+
+
 def build_guide(
     name: str,
     x_dim: int,
@@ -44,20 +54,12 @@ def build_guide(
     hidden: Sequence[int] = (400,),
     activation: str = "relu",
     image_shape: Sequence[int] | None = None,
-    **options,
+    **options: Any,
 ) -> AmortizedGuide:
     """Builds a registered guide by name, with its encoder and guide-specific options (a
-    recipe's ``guide.options``); an option the guide does not take is a ValueError."""
-    cls = lookup(GUIDES, name, "guide")
-    valid = guide_options(cls)
-    for key in options:
-        if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise InputError(
-                f"guide {name!r} has no option {key!r}.{hint} Its options: "
-                f"{', '.join(valid) or 'none'}."
-            )
+    recipe's ``guide.options``), which are checked against the guide class's signature: an
+    option it does not take is an InputError naming the closest one."""
+    cls = checked_lookup(GUIDES, name, "guide", options, "guide.options", reserved=RESERVED)
     return cls(
         x_dim,
         z_dim,
@@ -71,9 +73,7 @@ def build_guide(
 
 def guide_options(cls: type) -> list[str]:
     """The guide-specific keyword options of a guide class (not x_dim, z_dim or the encoder's)."""
-    skip = {"self", "x_dim", "z_dim", "net", "hidden", "activation", "image_shape"}
-    params = inspect.signature(cls.__init__).parameters.values()
-    return [p.name for p in params if p.name not in skip and p.kind is p.POSITIONAL_OR_KEYWORD]
+    return [name for name in parameters(cls) if name not in RESERVED]
 
 
 __all__ = [

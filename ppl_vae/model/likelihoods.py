@@ -2,12 +2,15 @@
 
 A likelihood is a module whose ``forward(out)`` returns a ``torch.distributions.Distribution``
 with batch shape ``out.shape`` (one factor per pixel) and whose ``check(x)`` raises a clear
-error for data it cannot score.
+error for data it cannot score. Every likelihood class is built as ``cls(x_dim, **options)``:
+its options (a recipe's ``model.likelihood_options``) are the keyword parameters of its
+``__init__`` after ``x_dim``, checked against that signature before it is built.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pyro.distributions as dist
 import torch
@@ -15,12 +18,17 @@ from torch import nn
 from torch.nn.functional import softplus
 
 from ..errors import InputError
+from ..options import checked_lookup
 from .bernoulli import IndependentBernoulli
 from .checks import DataError, check_finite
 
 
 class Likelihood(nn.Module):
-    """Base class: ``forward(out) -> Distribution`` and ``check(x)``."""
+    """Base class: ``forward(out) -> Distribution`` and ``check(x)``, for ``x_dim`` pixels."""
+
+    def __init__(self, x_dim: int):
+        super().__init__()
+        self.x_dim = x_dim
 
     def check(self, x: torch.Tensor) -> None:
         """Raises DataError when ``x`` cannot be scored by this likelihood."""
@@ -76,7 +84,7 @@ class Gaussian(Likelihood):
     """
 
     def __init__(self, x_dim: int, scale: float = 1.0, learn_scale: str = "none"):
-        super().__init__()
+        super().__init__(x_dim)
         if scale <= 0:
             raise InputError(f"the gaussian likelihood's scale must be positive, got {scale}.")
         sizes = {"none": None, "scalar": 1, "pixel": x_dim}
@@ -108,13 +116,14 @@ LIKELIHOODS: dict[str, type[Likelihood]] = {
 }
 
 
-def build_likelihood(name: str, x_dim: int, **options) -> Likelihood:
-    """Builds a likelihood by name with its options (only ``gaussian`` takes any)."""
-    from ..registry import lookup
+# Set by the data, not by model.likelihood_options.
+RESERVED = {"x_dim": "the data"}
 
-    cls = lookup(LIKELIHOODS, name, "likelihood")
-    if cls is Gaussian:
-        return cls(x_dim, **options)
-    if options:
-        raise InputError(f"the {name} likelihood takes no options, got {sorted(options)}.")
-    return cls()
+
+def build_likelihood(name: str, x_dim: int, **options: Any) -> Likelihood:
+    """Builds a likelihood by name (``LIKELIHOODS``) for ``x_dim`` pixels with its options
+    (``gaussian``: ``scale``, ``learn_scale``), which are checked against its signature."""
+    cls = checked_lookup(
+        LIKELIHOODS, name, "likelihood", options, "model.likelihood_options", reserved=RESERVED
+    )
+    return cls(x_dim, **options)

@@ -17,7 +17,7 @@ from ..guides import GUIDES, build_guide
 from ..guides import RESERVED as GUIDE_RESERVED
 from ..model import ACTIVATIONS, LIKELIHOODS, VAE, build_model
 from ..model.likelihoods import RESERVED as LIKELIHOOD_RESERVED
-from ..objectives import OBJECTIVES, build_objective
+from ..objectives import OBJECTIVES, WRAPPER_OPTIONS, build_objective
 from ..options import checked_lookup, parameters
 from ..registry import lookup
 from ..training.noise import NOISES
@@ -62,7 +62,7 @@ def build_parts(recipe: Recipe, data: Splits) -> tuple[VAE, torch.nn.Module]:
 def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
     """Checks every name a recipe uses and its option tables before any data are loaded: a
     wrong one raises UnknownNameError (with the closest name) or RecipeError (key and file).
-    The option tables go through the checks the builders make, so the message is the same."""
+    Option tables go through ``checked_lookup``, the check the builders make themselves."""
     d, m, g, o = recipe.data, recipe.model, recipe.guide, recipe.objective
     lookup({b: b for b in BINARIZATIONS}, d.binarize, "binarization")
     lookup(NOISES, recipe.train.noise, "train.noise")
@@ -95,9 +95,10 @@ def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
 
 
 def objective_wrapper_options() -> dict[str, Any]:
-    """The options ``build_objective`` adds to every objective (KL warm-up, free bits), as
-    ``{name: annotation}``: its keyword-only parameters."""
-    return parameters(build_objective, keyword_only=True)
+    """The options ``build_objective`` adds to every objective (``WRAPPER_OPTIONS``: KL
+    warm-up, free bits), as ``{name: annotation}`` read from its signature."""
+    types = parameters(build_objective, keyword_only=True)
+    return {name: types.get(name, Any) for name in WRAPPER_OPTIONS}
 
 
 def build_loss(recipe: Recipe):
