@@ -35,7 +35,7 @@ def test_every_recipe_trains_through_the_cli(recipe, tmp_path, data_root, capsys
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert {"epoch", "step", "train_elbo", "valid_elbo", "seconds"} <= set(rows[0])
     state = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert state["step"] == 3
+    assert state["position"]["step"] == 3
     run = load_run(out)
     assert run.model.x_dim == run.data.x_dim
 
