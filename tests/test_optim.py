@@ -11,7 +11,8 @@ from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import Adam, PyroOptim
 
 import ppl_vae as pv
-from ppl_vae.training.optim import JointOptim, adam
+from ppl_vae.distributed import World
+from ppl_vae.training.optim import AllReduceOptim, JointOptim, adam
 
 
 def _setup():
@@ -108,3 +109,24 @@ def test_gradients_are_dropped_after_the_step():
     optim = adam(1e-2)
     _, _, (model, guide, _) = _train(optim, 2)
     assert all(p.grad is None for p in [*model.parameters(), *guide.parameters()])
+
+
+def test_adam_sums_gradients_over_ranks_only_in_a_data_parallel_run():
+    assert type(adam(1e-3)) is JointOptim
+    shared = adam(1e-3, World(rank=1, size=2))
+    assert isinstance(shared, AllReduceOptim) and shared.world.size == 2
+    assert shared.pt_optim_args == {"lr": 1e-3}
+
+
+def test_state_for_parameters_not_yet_stepped_waits_in_the_optimizer():
+    """set_state() before the first step (a resume) keeps the states itself until SVI hands
+    the parameters over, whatever Pyro does with its own pending states."""
+    optim = adam(1e-2)
+    _, _, parts = _train(optim, 3)
+    state = copy.deepcopy(optim.get_state())
+    fresh = adam(1e-2)
+    fresh.set_state(state)
+    assert fresh.optimizer is None and set(fresh._pending) == set(state)
+    _train(fresh, 1, *parts)
+    assert fresh._pending == {}
+    assert all(s["step"] == 4 for s in fresh.optimizer.state.values())

@@ -88,7 +88,7 @@ def _rows(result):
 def test_n_steps_resume_n_more_equals_2n_steps(tmp_path, n):
     one_go, *_ = _train(tmp_path / "a", max_steps=2 * n)
     _train(tmp_path / "b", max_steps=n)
-    assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["step"] == n
+    assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["position"]["step"] == n
     resumed, *_ = _train(tmp_path / "b", max_steps=2 * n, resume=True)
     # Parameters, Adam's moments, every RNG, the position in the epoch and the metrics history.
     _assert_same(
@@ -140,7 +140,25 @@ def test_checkpoints_hold_only_tensors_and_plain_values(tmp_path):
 
     kinds = {type(v) for v in leaves(raw)}
     assert kinds <= {torch.Tensor, int, float, str, bool, type(None)}, kinds
-    assert raw["step"] == 4 and raw["position"]["batch"] == 1
+    assert raw["position"]["step"] == 4 and raw["position"]["batch"] == 1
+    assert len(raw["rng_ranks"]) == 1 and not {"rng", "epoch", "step"} & set(raw)  # no copies
+
+
+def test_checkpoints_of_the_previous_layout_resume_exactly(tmp_path):
+    """Files written before the layout lost its copies also hold ``rng``, ``epoch`` and
+    ``step``; they resume as before."""
+    one_go, *_ = _train(tmp_path / "a", max_steps=8)
+    _train(tmp_path / "b", max_steps=4)
+    state = load_checkpoint(tmp_path / "b" / CHECKPOINT)
+    del state["format"], state["version"]
+    position = state["position"]
+    old = {**state, "rng": state["rng_ranks"][0], "epoch": position["epoch"]}
+    save_checkpoint(tmp_path / "b" / CHECKPOINT, {**old, "step": position["step"]})
+    resumed, *_ = _train(tmp_path / "b", max_steps=8, resume=True)
+    assert _rows(resumed) == _rows(one_go) and resumed.test_elbo == one_go.test_elbo
+    _assert_same(
+        load_checkpoint(tmp_path / "a" / CHECKPOINT), load_checkpoint(tmp_path / "b" / CHECKPOINT)
+    )
 
 
 def test_resume_removes_what_a_write_killed_half_way_left(tmp_path):
@@ -148,7 +166,7 @@ def test_resume_removes_what_a_write_killed_half_way_left(tmp_path):
     stale = tmp_path / f".{CHECKPOINT}.k1ll3d.tmp"
     stale.write_bytes(b"half a checkpoint")
     _train(tmp_path, max_steps=3, resume=True)
-    assert not stale.exists() and load_checkpoint(tmp_path / CHECKPOINT)["step"] == 3
+    assert not stale.exists() and load_checkpoint(tmp_path / CHECKPOINT)["position"]["step"] == 3
 
 
 def test_resume_runs_the_epoch_hook_again_and_finishes_the_run(tmp_path):
@@ -205,7 +223,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     ):
         _train(tmp_path, loss=NanAt(8))
     state = load_checkpoint(tmp_path / CHECKPOINT)
-    assert state["step"] == 6
+    assert state["position"]["step"] == 6
     assert all(torch.isfinite(v).all() for v in state["model"].values())
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT, METRICS]
 
@@ -214,7 +232,7 @@ def test_nan_parameters_with_a_finite_loss_are_never_saved(tmp_path):
     with pytest.raises(TrainingDiverged, match=r"step 5 .*parameters became NaN.*step 4, is kept"):
         _train(tmp_path, loss=NanAt(5, loss_too=False), checkpoint_steps=1)
     state = load_checkpoint(tmp_path / CHECKPOINT)
-    assert state["step"] == 4
+    assert state["position"]["step"] == 4
     assert all(torch.isfinite(v).all() for v in state["guide"].values())
 
 
@@ -241,7 +259,7 @@ def test_ctrl_c_saves_the_last_whole_step_and_resumes_exactly(tmp_path):
     with pytest.raises(KeyboardInterrupt, match=r"after step 5; saved .*--resume"):
         _train(tmp_path / "b", loss=InterruptAt(5), epochs=3)
     assert signal.getsignal(signal.SIGINT) is handler
-    assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["step"] == 5
+    assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["position"]["step"] == 5
     resumed, *_ = _train(tmp_path / "b", epochs=3, resume=True)
     one_go, *_ = _train(tmp_path / "a", epochs=3)
     _assert_same(
@@ -253,7 +271,8 @@ def test_ctrl_c_saves_the_last_whole_step_and_resumes_exactly(tmp_path):
 def test_second_ctrl_c_stops_at_once(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _train(tmp_path, loss=InterruptAt(5, times=2), epochs=3)
-    assert load_checkpoint(tmp_path / CHECKPOINT)["step"] == 3  # the end of epoch 1, not 5
+    at = load_checkpoint(tmp_path / CHECKPOINT)["position"]["step"]
+    assert at == 3  # the end of epoch 1, not 5
 
 
 # --- Full disk --------------------------------------------------------------------------------
@@ -300,7 +319,7 @@ def test_full_disk_during_training_stops_with_the_last_checkpoint(tmp_path, monk
     monkeypatch.setattr(storage, "_write", fail_third)
     with pytest.raises(WriteError, match=r"checkpoint\.pt.*No space left"):
         _train(tmp_path, checkpoint_steps=1)  # writes: checkpoint 1, checkpoint 2, then fails
-    assert load_checkpoint(tmp_path / CHECKPOINT)["step"] == 2
+    assert load_checkpoint(tmp_path / CHECKPOINT)["position"]["step"] == 2
     assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]
 
 
@@ -471,7 +490,7 @@ def uninterrupted(tmp_path_factory):
     out = tmp_path_factory.mktemp("reference") / "run"
     _finish(_cli(["train", RECIPE, "--out", str(out), *SMALL]))
     state = load_checkpoint(out / CHECKPOINT)
-    assert state["step"] == 12
+    assert state["position"]["step"] == 12
     return state
 
 
@@ -480,7 +499,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_run(tmp_path, uninterrupted
     assert child.stdout.readline().strip() == "step 7", child.stderr.read()
     child.send_signal(signal.SIGKILL)  # mid epoch 2, two steps past the checkpoint at step 5
     _finish(child, -signal.SIGKILL)
-    assert load_checkpoint(tmp_path / CHECKPOINT)["step"] == 5
+    assert load_checkpoint(tmp_path / CHECKPOINT)["position"]["step"] == 5
     _finish(_cli(["train", "--resume", str(tmp_path), "--no-progress"]))
     _assert_same(uninterrupted, load_checkpoint(tmp_path / CHECKPOINT))
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
@@ -493,6 +512,6 @@ def test_ctrl_c_in_the_cli_exits_130_and_resumes_exactly(tmp_path, uninterrupted
         r"Continue with: ppl-vae train --resume",
         err,
     ), err
-    assert load_checkpoint(tmp_path / CHECKPOINT)["step"] == 7
+    assert load_checkpoint(tmp_path / CHECKPOINT)["position"]["step"] == 7
     _finish(_cli(["train", "--resume", str(tmp_path), "--no-progress"]))
     _assert_same(uninterrupted, load_checkpoint(tmp_path / CHECKPOINT))

@@ -4,11 +4,17 @@ A checkpoint written here lets a run continue bit for bit as if it had never sto
 a resume, then N more steps give the same parameters as 2N steps in one go. It holds
 
 - the model and guide weights and Adam's state for every parameter;
-- every random number generator Pyro and the loop draw from: torch (CPU, and CUDA on a GPU),
-  Python's ``random`` and NumPy;
-- the position: the epoch in progress, how many of its batches are done (with the epoch's
-  partial loss sum for its metrics row), and the data generator's state at the start of that
-  epoch, which re-creates the epoch's shuffle and its dynamically binarized bits.
+- ``rng_ranks``: every random number generator Pyro and the loop draw from, one set per rank
+  of a data-parallel run (one entry alone): torch (CPU, and CUDA on a GPU), Python's
+  ``random`` and NumPy;
+- ``position``: the epoch in progress, the steps done in all and how many of them in that epoch
+  (with the epoch's partial loss sum for its metrics row), and the data generator's state at
+  the start of that epoch, which re-creates the epoch's shuffle and its dynamically binarized
+  bits;
+- ``history``: the metrics rows of the epochs done.
+
+Files written before this layout also hold ``rng`` (rank 0's states again) and ``epoch`` and
+``step`` (the position's again); they load the same, those keys unread.
 
 Everything is a tensor or a plain value, so the file loads with ``torch.load(weights_only=True)``.
 """
@@ -94,12 +100,9 @@ def save_training(
             "model": model.state_dict(),
             "guide": guide.state_dict(),
             "optim": optim.get_state(),
-            "rng": rng_state(device),
             "rng_ranks": rngs if rngs is not None else [rng_state(device)],
             "position": dataclasses.asdict(position),
             "history": history,
-            "epoch": position.epoch,  # epochs completed
-            "step": position.step,
         },
     )
 
@@ -125,17 +128,19 @@ def load_training(
     """Loads a checkpoint into ``model``, ``guide``, ``optim`` and the global RNGs (this rank's
     in a data-parallel run); returns the position to continue from and the metrics history."""
     state = load_weights(path, model, guide)
-    ranks = len(state.get("rng_ranks", [state.get("rng")]))
-    if ranks != world.size:
+    with _mismatch(path):
+        rngs = list(state["rng_ranks"])
+    if len(rngs) != world.size:
         raise CheckpointError(
-            f"{path} was written by {ranks} process(es) and this run has {world.size}; resume "
-            f"with --nproc_per_node={ranks} (one process per rank) to continue it exactly."
+            f"{path} was written by {len(rngs)} process(es) and this run has {world.size}; "
+            f"resume with --nproc_per_node={len(rngs)} (one process per rank) to continue it "
+            f"exactly."
         )
     with _mismatch(path):
         position = Position(**state["position"])
         history = [dict(row) for row in state["history"]]
         optim_state = dict(state["optim"])
-        set_rng_state(state.get("rng_ranks", [state["rng"]])[world.rank], device)
+        set_rng_state(rngs[world.rank], device)
     optim.set_state(optim_state)
     return position, history
 

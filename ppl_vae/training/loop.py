@@ -2,8 +2,9 @@
 
 The loop keeps its place as a ``Position`` (epoch, batch in the epoch, step), so it can stop
 anywhere (``max_steps``, Ctrl-C, a crash) and a resume continues from the last checkpoint
-exactly. A NaN or Inf loss, or NaN parameters, stop it before anything is saved: the last good
-checkpoint is never overwritten.
+exactly. It keeps the metrics history too: one row per epoch, saved in every checkpoint. A NaN
+or Inf loss, or NaN parameters, stop it before anything is saved: the last good checkpoint is
+never overwritten.
 """
 
 from __future__ import annotations
@@ -13,61 +14,119 @@ import csv
 import io
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyro
 import torch
+from pyro.infer import SVI
 from tqdm.auto import tqdm
 
-from ..distributed import SINGLE, all_gather, all_reduce_sum, barrier
+from ..data import Splits
+from ..distributed import SINGLE, World, all_gather, all_reduce_sum, barrier
 from ..errors import TrainingDiverged
 from ..layout import CHECKPOINT, METRICS
 from ..storage import write_text
 from .checkpoint import DeferredInterrupt, Position, rng_state, save_training
 
+Row = dict[str, float]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long training runs and when it saves: ``epochs`` in all, at most ``max_steps`` SVI
+    steps (0: no limit), a checkpoint every ``checkpoint_every`` epochs and every
+    ``checkpoint_steps`` steps (0: off), and always at the end."""
+
+    epochs: int
+    max_steps: int = 0
+    checkpoint_every: int = 1
+    checkpoint_steps: int = 0
+
+    def done(self, pos: Position) -> bool:
+        return pos.epoch >= self.epochs or self.out_of_steps(pos)
+
+    def out_of_steps(self, pos: Position) -> bool:
+        return bool(self.max_steps and pos.step >= self.max_steps)
+
+    def save_after_step(self, pos: Position) -> bool:
+        return bool(self.checkpoint_steps and pos.step % self.checkpoint_steps == 0)
+
 
 class Loop:
-    """The state of one fit(): where it stands, and how it steps, saves and stops."""
+    """The state of one fit(): where it stands, its metrics history, and how it steps, saves
+    and stops.
+
+    Args:
+        model, guide, optim, data: what SVI trains, with which optimizer, on which ``Splits``.
+        schedule: how long to train and when to save.
+        generator: draws each epoch's shuffle and dynamically binarized bits (the same seed on
+            every rank, so the ranks agree on the global batches).
+        run_dir: where checkpoints and metrics go; None writes nothing.
+        world: rank r takes the r-th share of every global batch.
+        noise: ``noise(indices, epoch)``, a context manager around each step (per-point noise).
+        validate_first: run the first step with Pyro's validation on (and the rest without).
+    """
 
     def __init__(
         self,
-        model,
-        guide,
-        optim,
-        data,
-        generator,
-        run_dir,
-        result,
-        limits,
-        world=SINGLE,
-        noise=None,
+        model: torch.nn.Module,
+        guide: torch.nn.Module,
+        optim: Any,
+        data: Splits,
+        *,
+        schedule: Schedule,
+        generator: torch.Generator,
+        run_dir: Path | None = None,
+        world: World = SINGLE,
+        noise: Callable[[torch.Tensor, int], Any] | None = None,
+        validate_first: bool = False,
     ) -> None:
         self.model, self.guide, self.optim, self.data = model, guide, optim, data
-        self.generator, self.run_dir, self.result = generator, run_dir, result
-        self.limits = limits  # epochs, max_steps, checkpoint_every, checkpoint_steps
-        self.world = world  # rank r takes the r-th share of every global batch
+        self.schedule, self.generator = schedule, generator
+        self.run_dir, self.world = run_dir, world
         self.noise = noise or (lambda indices, epoch: contextlib.nullcontext())
+        self.validate_next = validate_first
         self.pos = Position()
+        self.history: list[Row] = []
         self.saved: tuple[int, int, int] | None = None  # (epoch, batch, step) on disk
         self.interrupt = DeferredInterrupt()
-        self.validate_next = False  # run the next step with Pyro's validation on
 
     @property
     def saved_step(self) -> int | None:
         return self.saved[2] if self.saved is not None else None
 
-    def resumed(self, position: Position) -> None:
-        """Continues from a loaded checkpoint's position."""
-        self.pos = position
+    def resumed(self, position: Position, history: list[Row]) -> None:
+        """Continues from a loaded checkpoint's position and metrics history."""
+        self.pos, self.history = position, history
         self.saved = (position.epoch, position.batch, position.step)
 
     def done(self) -> bool:
-        epochs, max_steps, _, _ = self.limits
-        return self.pos.epoch >= epochs or bool(max_steps and self.pos.step >= max_steps)
+        return self.schedule.done(self.pos)
 
-    def epoch(self, svi, batch_size: int, progress: bool) -> bool:
+    def run(
+        self,
+        svi: SVI,
+        batch_size: int,
+        progress: bool = False,
+        begin_epoch: Callable[[int], Row] | None = None,
+        evaluate: Callable[[], Row] | None = None,
+    ) -> None:
+        """Trains until the schedule is done. Each epoch's row holds what ``begin_epoch(epoch)``
+        returned before the epoch (e.g. a KL weight) and ``evaluate()`` after it."""
+        while not self.done():
+            logged = begin_epoch(self.pos.epoch) if begin_epoch is not None else {}
+            finished = self.epoch(svi, batch_size, progress)
+            row = self.row(logged)
+            if evaluate is not None:
+                row.update(evaluate())
+            self.end_epoch(row, finished)
+
+    def epoch(self, svi: SVI, batch_size: int, progress: bool) -> bool:
         """Runs the rest of the current epoch; False if ``max_steps`` cut it short."""
-        pos, (_, max_steps, _, checkpoint_steps) = self.pos, self.limits
+        pos = self.pos
         if pos.epoch_rng is None:
             pos.epoch_rng = self.generator.get_state()
         else:  # a resumed epoch: re-create its bits and its shuffle
@@ -80,7 +139,7 @@ class Loop:
         show = progress and world.is_main
         with tqdm(starts, desc=f"epoch {pos.epoch + 1}", disable=not show, leave=False) as bar:
             for i in bar:
-                if max_steps and pos.step >= max_steps:
+                if self.schedule.out_of_steps(pos):
                     return False
                 batch = perm[i : i + size]
                 if len(batch) < world.size:
@@ -92,28 +151,27 @@ class Loop:
                 pos.seconds = time.perf_counter() - t0
                 if pos.step % 20 == 0:
                     bar.set_postfix(elbo=f"{-pos.total / pos.seen:.2f}")
-                if checkpoint_steps and pos.step % checkpoint_steps == 0 and i + size < len(x):
+                if self.schedule.save_after_step(pos) and i + size < len(x):
                     self.save()  # at the epoch's last step, end_epoch saves instead
                 self.check_interrupt()
         return True
 
-    def end_epoch(self, row: dict[str, float], finished: bool) -> None:
+    def end_epoch(self, row: Row, finished: bool) -> None:
         """Logs the epoch's row, saves when due and honours a pending Ctrl-C."""
-        _, _, every, every_steps = self.limits
-        history = self.result.history
         if finished:
             self.pos = self.pos.next_epoch(self.generator.get_state())
-            history.append(row)
+            self.history.append(row)
+        every = self.schedule.checkpoint_every
         due = self.done() or (finished and self.pos.epoch % every == 0)
-        if due or (every_steps and self.pos.step % every_steps == 0):
+        if due or self.schedule.save_after_step(self.pos):
             self.save()
         if not finished:
-            history.append(row)  # shown, not saved: a resume finishes the epoch and redoes it
+            self.history.append(row)  # shown, not saved: a resume finishes the epoch, redoes it
         if self.run_dir is not None and self.world.is_main:
-            write_metrics(self.run_dir / METRICS, history)
+            write_metrics(self.run_dir / METRICS, self.history)
         self.check_interrupt()
 
-    def step(self, svi, xb: torch.Tensor, idx: torch.Tensor) -> float:
+    def step(self, svi: SVI, xb: torch.Tensor, idx: torch.Tensor) -> float:
         """One SVI step on this rank's share; returns the loss summed over all ranks."""
         try:
             checks = self.validate_next  # Pyro's validation, on the first step only
@@ -149,7 +207,7 @@ class Loop:
             f"Lower train.lr, or check the data and the model."
         ) from cause
 
-    def row(self, logged: dict | None) -> dict[str, float]:
+    def row(self, logged: Row | None) -> Row:
         p = self.pos
         row = {
             "epoch": p.epoch + 1,
@@ -176,7 +234,7 @@ class Loop:
                 self.guide,
                 self.optim,
                 self.pos,
-                self.result.history,
+                self.history,
                 device,
                 rngs,
             )
@@ -196,7 +254,8 @@ class Loop:
         )
 
 
-def write_metrics(path: Path, history: list[dict]) -> None:
+def write_metrics(path: Path, history: list[Row]) -> None:
+    """Atomically writes the metrics history as CSV, one row per epoch."""
     keys = list(dict.fromkeys(k for row in history for k in row))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys)

@@ -21,12 +21,7 @@ from pyro.poutine.messenger import Messenger
 
 from ..errors import InputError
 from ..objectives.tracing import DATA_PLATE, is_latent
-
-
-def derive_seed(*keys: int) -> int:
-    """A 32-bit seed derived from integer keys (NumPy's SeedSequence): nearby keys give
-    unrelated streams."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
+from ..rng import derive_seed
 
 
 class PerPointNoise(Messenger):

@@ -6,18 +6,20 @@ gradient with a fresh tensor of zeros afterwards. ``JointOptim`` keeps a single 
 (a fused Adam, one kernel per tensor, where torch has one) and drops the gradients instead, as
 ``optimizer.zero_grad()`` does. Its state is saved and loaded in ``PyroOptim``'s format (one
 single-parameter state dict per param-store name), so checkpoints written by either load into
-either, and resumes stay exact.
+either, and resumes stay exact. ``AllReduceOptim`` sums the gradients over the ranks of a
+data-parallel run first; ``adam(lr, world)`` gives whichever of the two the run needs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import pyro
 import torch
 from pyro.optim import PyroOptim
 
-from ..distributed import World, all_reduce_sum
+from ..distributed import SINGLE, World, all_reduce_sum
 
 
 class JointOptim(PyroOptim):
@@ -41,6 +43,9 @@ class JointOptim(PyroOptim):
         self.fused = fused
         self.optimizer: torch.optim.Optimizer | None = None
         self._params: frozenset[torch.Tensor] = frozenset()
+        # set_state()'s single-parameter state dicts, by param-store name, for parameters not
+        # stepped yet: SVI creates parameters on its first step, after a resume loads the state
+        self._pending: dict[str, dict[str, Any]] = {}
 
     def __call__(self, params: Iterable[torch.Tensor], *args, **kwargs) -> None:
         params = params if isinstance(params, frozenset | set) else set(params)
@@ -56,8 +61,8 @@ class JointOptim(PyroOptim):
         ordered = sorted(params, key=store.param_name)  # the same order in every process
         self.optimizer = self._construct(ordered)
         for p in ordered:
-            waiting = self._state_waiting_to_be_consumed.pop(store.param_name(p), None)
-            if waiting is not None:  # from set_state(): a single-parameter state dict
+            waiting = self._pending.pop(store.param_name(p), None)
+            if waiting is not None:
                 single = self._construct([p])
                 single.load_state_dict(waiting)  # casts the state to p's device and dtype
                 self.optimizer.state[p] = single.state[p]
@@ -87,7 +92,7 @@ class JointOptim(PyroOptim):
 
     def set_state(self, state_dict: dict) -> None:
         """Loads ``get_state()``'s output (also ``PyroOptim``'s) for the parameters it names."""
-        super().set_state(state_dict)
+        self._pending.update(state_dict)
         if self.optimizer is not None:  # parameters already stepped take their state now
             self._rebuild(set(self._params))
 
@@ -96,16 +101,20 @@ def _fusable(params: list[torch.Tensor]) -> bool:
     return all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
 
 
-def adam(lr: float, **kwargs) -> JointOptim:
-    """Adam over all parameters at once (fused where torch supports it)."""
-    return JointOptim(torch.optim.Adam, {"lr": lr, **kwargs})
+def adam(lr: float, world: World = SINGLE, **kwargs: Any) -> JointOptim:
+    """Adam over all parameters at once (fused where torch supports it); in a data-parallel
+    ``world``, an ``AllReduceOptim`` that sums the gradients over the ranks before each step."""
+    args = {"lr": lr, **kwargs}
+    if world.active:
+        return AllReduceOptim(torch.optim.Adam, args, world)
+    return JointOptim(torch.optim.Adam, args)
 
 
 class AllReduceOptim(JointOptim):
     """A Pyro optimiser that sums gradients over the ranks, then steps every parameter."""
 
-    def __init__(self, optim_constructor, optim_args: dict, world: World):
-        super().__init__(optim_constructor, optim_args)
+    def __init__(self, optim_constructor, optim_args: dict, world: World, fused: bool = True):
+        super().__init__(optim_constructor, optim_args, fused)
         self.world = world
 
     def __call__(self, params: Iterable[torch.Tensor], *args, **kwargs) -> None:

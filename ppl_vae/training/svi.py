@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,20 +10,21 @@ from typing import Any
 
 import pyro
 import torch
-from pyro.infer import ELBO, SVI, Trace_ELBO
+from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.util import is_validation_enabled
 
 from ..data import Splits
 from ..distributed import SINGLE, World, broadcast_parameters, device_for, resolve_device
 from ..errors import InputError
 from ..layout import CHECKPOINT, METRICS, SUMMARY
-from ..model.checks import DataError, check_finite
+from ..model.checks import DataError, checked_once
+from ..objectives.tracing import settle_plate_nesting
 from ..registry import lookup
 from ..storage import remove_temporaries, write_json
 from .checkpoint import load_training
-from .loop import Loop, TrainingDiverged
+from .loop import Loop, Schedule, TrainingDiverged
 from .noise import NOISES
-from .optim import AllReduceOptim, adam
+from .optim import adam
 
 __all__ = [
     "CHECKPOINT",
@@ -115,8 +116,85 @@ def fit(
     Returns:
         A FitResult with one metrics row per epoch and, for Splits, the final test ELBO.
     """
-    if isinstance(data, torch.Tensor):
-        data = Splits(data, data[:0], data[:0])
+    _check_args(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        checkpoint_every=checkpoint_every,
+        checkpoint_steps=checkpoint_steps,
+        max_steps=max_steps,
+        noise=noise,
+        resume=resume,
+        run_dir=run_dir,
+    )
+    dev = device_for(world, resolve_device(device))
+    model.to(dev)
+    guide.to(dev)
+    data = _as_splits(data).to(dev)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    loss = loss if loss is not None else Trace_ELBO()
+    optim = adam(lr, world)  # one fused Adam over all parameters, in Pyro's optimizer interface
+    loop = Loop(
+        model,
+        guide,
+        optim,
+        data,
+        schedule=Schedule(epochs, max_steps, checkpoint_every, checkpoint_steps),
+        generator=torch.Generator(dev).manual_seed(seed),  # the same on every rank
+        run_dir=run_dir,
+        world=world,
+        noise=NOISES[noise](seed),
+        # Pyro's checks (model and guide sites agree, shapes, supports) on the first step only:
+        # read now, as _checked_data turns Pyro's validation off for the rest
+        validate_first=is_validation_enabled(),
+    )
+    with _checked_data(model, data), pyro.get_param_store().scope(), loop.interrupt:
+        if run_dir is not None and world.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            remove_temporaries(run_dir)  # what a write killed half-way left behind
+        pyro.set_rng_seed(seed + world.rank)
+        if resume:
+            loop.resumed(*load_training(run_dir / CHECKPOINT, model, guide, optim, dev, world))
+        broadcast_parameters([model, guide], world)
+        svi = SVI(model, guide, optim, loss)
+        # Pyro losses would guess their plate nesting at the first step, drawing random numbers
+        # (a resumed run's first step comes elsewhere in the stream): probe it now, RNG forked.
+        x = data.train_epoch(torch.Generator(data.train.device).manual_seed(0))[:1]
+        settle_plate_nesting(loss, model, guide, x)
+        main = world.is_main  # rank 0 alone evaluates and writes files
+
+        def valid_elbo() -> dict[str, float]:
+            return {"valid_elbo": estimate_elbo(model, guide, data.valid, eval_batch_size)}
+
+        loop.run(
+            svi,
+            batch_size,
+            progress,
+            begin_epoch=getattr(loss, "begin_epoch", None),  # loss's: svi.loss is a method
+            evaluate=valid_elbo if len(data.valid) and main else None,
+        )
+        test_elbo = None
+        if len(data.test) and main:
+            test_elbo = estimate_elbo(model, guide, data.test, eval_batch_size)
+    result = FitResult(history=loop.history, test_elbo=test_elbo, steps=loop.pos.step)
+    if run_dir is not None and main:
+        write_json(run_dir / SUMMARY, _summary(result))
+    return result
+
+
+def _check_args(
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    checkpoint_every: int,
+    checkpoint_steps: int,
+    max_steps: int,
+    noise: str,
+    resume: bool,
+    run_dir: str | Path | None,
+) -> None:
+    """Raises InputError for an argument of fit() that no run can use, naming its recipe key."""
     for name, value, least in (
         ("epochs", epochs, 1),
         ("batch_size", batch_size, 1),
@@ -131,99 +209,25 @@ def fit(
     lookup(NOISES, noise, "noise")
     if resume and run_dir is None:
         raise InputError("resume=True needs run_dir, the run to resume.")
-    dev = device_for(world, resolve_device(device))
-    model.to(dev)
-    guide.to(dev)
-    data = data.to(dev)
-    _check_data(model, data)
-    run_dir = Path(run_dir) if run_dir is not None else None
-    if run_dir is not None and world.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        remove_temporaries(run_dir)  # what a write killed half-way left behind
-
-    pyro.set_rng_seed(seed + world.rank)  # the data generator below is the same on every rank
-    generator = torch.Generator(dev).manual_seed(seed)
-    optim = adam(lr)  # one fused Adam over all parameters, in Pyro's optimizer interface
-    if world.active:  # sums gradients over the ranks before every step
-        optim = AllReduceOptim(torch.optim.Adam, {"lr": lr}, world)
-    result = FitResult()
-    limits = (epochs, max_steps, checkpoint_every, checkpoint_steps)
-    loop = Loop(
-        model, guide, optim, data, generator, run_dir, result, limits, world, NOISES[noise](seed)
-    )
-    # Pyro's checks (model and guide sites agree, shapes, supports) run on the first step only
-    loop.validate_next = is_validation_enabled()
-    with pyro.get_param_store().scope(), loop.interrupt, pyro.validation_enabled(False):
-        if resume:
-            position, result.history = load_training(
-                run_dir / CHECKPOINT, model, guide, optim, dev, world
-            )
-            loop.resumed(position)
-        broadcast_parameters([model, guide], world)
-        loss = loss if loss is not None else Trace_ELBO()
-        svi = SVI(model, guide, optim, loss)
-        _settle_plate_nesting(loss, model, guide, data)
-        begin = getattr(loss, "begin_epoch", None)  # not svi.loss: SVI keeps an ELBO's method
-        validate = getattr(model, "validate_data", None)
-        if validate is not None:
-            model.validate_data = False  # checked once above; keep it off the hot loop
-        try:
-            while not loop.done():
-                logged = begin(loop.pos.epoch) if begin is not None else {}  # e.g. KL annealing
-                finished = loop.epoch(svi, batch_size, progress)
-                row = loop.row(logged)
-                if len(data.valid) and world.is_main:
-                    row["valid_elbo"] = estimate_elbo(model, guide, data.valid, eval_batch_size)
-                loop.end_epoch(row, finished)
-            result.steps = loop.pos.step
-            if len(data.test) and world.is_main:
-                result.test_elbo = estimate_elbo(model, guide, data.test, eval_batch_size)
-        finally:
-            if validate is not None:
-                model.validate_data = validate
-    if run_dir is not None and world.is_main:
-        write_json(run_dir / SUMMARY, _summary(result))
-    return result
 
 
-def _check_data(model: Callable, data: Splits) -> None:
+def _as_splits(data: Splits | torch.Tensor) -> Splits:
+    """A plain tensor is all training data, with no validation or test split."""
+    if isinstance(data, torch.Tensor):
+        return Splits(data, data[:0], data[:0])
+    return data
+
+
+def _checked_data(model: Callable, data: Splits) -> contextlib.AbstractContextManager[None]:
+    """Checks every split now, the training split as one epoch drawn the way training draws
+    them (dynamic binarization: bits, not gray values); see ``checked_once``."""
     if len(data.train) == 0:
         raise DataError(
             "the training data are empty (N = 0); pass at least one data point, and check "
             "data.subset and data.valid_size in the recipe."
         )
-    check = getattr(model, "check", None)
-    for s in ("train", "valid", "test"):
-        x = data.split(s)
-        if not len(x):
-            continue
-        if s == "train":
-            x = data.train_epoch(torch.Generator(x.device).manual_seed(0))
-        if check is not None:
-            check(x)  # shape, finiteness and what the likelihood can score
-        else:
-            check_finite(x)
-
-
-def _settle_plate_nesting(loss: Any, model: Callable, guide: Callable, data: Splits) -> None:
-    """Makes vectorized Pyro ELBOs guess their ``max_plate_nesting`` now, on their own RNG
-    stream: ``loss`` and the ELBOs it wraps (as attributes, e.g. a KL warm-up's base loss).
-
-    Pyro guesses it by running the guide once at the first step, which draws random numbers;
-    that first step comes at a different point in a resumed run, so it would shift the stream.
-    """
-    x = data.train_epoch(torch.Generator(data.train.device).manual_seed(0))[:1]
-    for elbo in _elbos(loss):
-        if elbo.vectorize_particles and elbo.max_plate_nesting == math.inf:
-            with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-                elbo._guess_max_plate_nesting(model, guide, (x,), {})
-
-
-def _elbos(loss: Any, depth: int = 3) -> list[ELBO]:
-    if not isinstance(loss, ELBO) or depth == 0:
-        return []
-    inner = [e for v in vars(loss).values() for e in _elbos(v, depth - 1)]
-    return [loss, *inner]
+    train = data.train_epoch(torch.Generator(data.train.device).manual_seed(0))
+    return checked_once(model, train, data.valid, data.test)
 
 
 def _summary(result: FitResult) -> dict[str, Any]:
