@@ -22,6 +22,7 @@ import torch
 from pyro.infer import SVI
 
 from ppl_vae import build_objective
+from ppl_vae.model.checks import checked_once
 from ppl_vae.runs import recipe as config
 from ppl_vae.runs.run import build_data, build_parts
 from ppl_vae.training.optim import adam
@@ -35,13 +36,13 @@ def step_ms(name: str, k: int, recipe, data, x: torch.Tensor, steps: int, batch:
     pyro.clear_param_store()
     pyro.set_rng_seed(0)
     model, guide = build_parts(recipe, data)
-    model.validate_data = False  # as in fit(): the data were checked once
     svi = SVI(model, guide, adam(1e-3), build_objective(name, k))
-    svi.step(x[:batch])
-    t0 = time.perf_counter()
-    for i in range(steps):
-        svi.step(x[i * batch : (i + 1) * batch])
-    return (time.perf_counter() - t0) / steps * 1000
+    with checked_once(model, x):  # as in fit(): the data checked once, not at every step
+        svi.step(x[:batch])
+        t0 = time.perf_counter()
+        for i in range(steps):
+            svi.step(x[i * batch : (i + 1) * batch])
+        return (time.perf_counter() - t0) / steps * 1000
 
 
 def main(argv: list[str] | None = None) -> int:
