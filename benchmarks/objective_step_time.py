@@ -24,7 +24,7 @@ from pyro.infer import SVI
 from ppl_vae import build_objective
 from ppl_vae.model.checks import checked_once
 from ppl_vae.runs import recipe as config
-from ppl_vae.runs.run import build_data, build_parts
+from ppl_vae.runs.build import build_data, build_parts
 from ppl_vae.training.optim import adam
 
 RECIPE = Path(__file__).resolve().parents[1] / "models" / "mnist_iwae_1layer.toml"

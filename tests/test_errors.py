@@ -20,8 +20,9 @@ from ppl_vae.data import MissingDataError, Splits
 from ppl_vae.model.checks import DataError
 from ppl_vae.registry import UnknownNameError
 from ppl_vae.runs import recipe as config
+from ppl_vae.runs.build import check_recipe
 from ppl_vae.runs.recipe import RecipeError
-from ppl_vae.runs.run import RunDirError, check_recipe, prepare_run_dir, train_recipe
+from ppl_vae.runs.run import RunDirError, prepare_run_dir, train_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
@@ -266,7 +267,7 @@ OPTIMIZED = textwrap.dedent("""
     from pyro.infer.util import is_validation_enabled
     from ppl_vae import build_guide, build_model, fit
     from ppl_vae.runs import recipe as config
-    from ppl_vae.runs.run import check_recipe
+    from ppl_vae.runs.build import check_recipe
 
     def attempt(f):
         try:
