@@ -15,17 +15,26 @@ import math
 import pyro
 import pytest
 import torch
+from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from ppl_vae import LinearGaussian, bounds, build_guide, build_model, build_objective, fit
 from ppl_vae.bounds.log_weights import max_plate_nesting
 from ppl_vae.objectives import (
+    FREE_BITS_KL,
+    MIWAE,
     OBJECTIVES,
+    STL_ELBO,
+    WRAPPER_OPTIONS,
+    FreeBits,
     FreeBitsELBO,
     IWAE_DReG,
     KLWarmup,
     ObjectiveError,
+    kl_estimate_of,
+    objective_options,
     warmup_weight,
 )
+from ppl_vae.objectives.tracing import settle_plate_nesting
 from ppl_vae.registry import UnknownNameError
 
 DTYPE = torch.float64
@@ -357,6 +366,75 @@ def test_fit_logs_the_kl_weight_and_free_bits_each_epoch(truth, tmp_path):
     assert [r["free_bits"] for r in result.history] == [0.1] * 3
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [float(r["kl_weight"]) for r in rows] == [0.0, 0.5, 1.0]
+
+
+def test_free_bits_inside_a_warmup_by_hand(truth):
+    model, guide = truth.vae(), _set_guide(_guide(truth), truth, shift=0.3)
+    x = truth.sample(50, torch.Generator().manual_seed(20))
+    floor, analytic = 1.8, build_objective("elbo_analytic_kl")
+    loss = KLWarmup(FreeBits(analytic, floor), warmup_epochs=2)
+    assert loss.begin_epoch(1) == {"kl_weight": 0.5, "free_bits": floor}
+    pyro.set_rng_seed(21)
+    value = -loss.loss(model, guide, x)
+    pyro.set_rng_seed(21)  # the same draws: recon - beta N sum_j max(lambda, mean_n KL_j)
+    with torch.no_grad():
+        q = guide.distribution(x)
+        recon = model.observation(q.rsample()).log_prob(x).sum()
+        prior = model.prior(x)
+        kl = torch.distributions.kl_divergence(q.base_dist, prior.base_dist).mean(0)
+    assert (kl < floor).any() and (kl > floor).any()
+    expected = recon - 0.5 * len(x) * kl.clamp(min=floor).sum()
+    assert value == pytest.approx(expected.item(), rel=1e-12)
+    with pytest.raises(ObjectiveError, match=r"KLWarmup\(FreeBits"):
+        FreeBits(KLWarmup(analytic, 2), floor)
+
+
+def test_free_bits_take_the_kl_estimate_of_the_objective_they_wrap():
+    assert FREE_BITS_KL == {"elbo": "sample", "elbo_analytic_kl": "analytic", "elbo_stl": "stl"}
+    assert kl_estimate_of(Trace_ELBO()) == "sample"
+    assert kl_estimate_of(TraceMeanField_ELBO()) == "analytic"
+    stl = FreeBits(STL_ELBO(3), 0.1, group="site")
+    assert (stl.kl, stl.detach_guide, stl.num_particles, stl.group) == ("stl", True, 3, "site")
+    for loss in (MIWAE(2), IWAE_DReG(2), build_objective("renyi", 2, alpha=0.5)):
+        assert kl_estimate_of(loss) is None
+        with pytest.raises(ObjectiveError, match="no separate KL term"):
+            FreeBits(loss, 0.1)
+    for name in ("miwae", "iwae_dreg", "renyi"):
+        with pytest.raises(ObjectiveError, match=f"'{name}' has no separate KL term"):
+            build_objective(name, 2, free_bits=0.1, **OPTIONS.get(name, {}))
+
+
+def test_options_are_the_builders_keywords_and_the_wrappers():
+    assert objective_options("miwae") == ("M", *WRAPPER_OPTIONS)
+    assert objective_options("elbo") == WRAPPER_OPTIONS
+    with pytest.raises(ObjectiveError, match="its options are: alpha, kl_warmup_epochs, kl_st"):
+        build_objective("renyi", alpha=0.5, beta=1)
+
+
+# -- Tracing: written once, probed without drawing ------------------------------------------
+
+
+def test_objectives_and_bounds_trace_the_same_particles(truth):
+    model, guide = truth.vae(), _guide(truth)
+    x = truth.sample(30, torch.Generator().manual_seed(22))
+    pyro.set_rng_seed(23)
+    log_w = MIWAE(7).particles(model, guide, (x,), {}).log_w()
+    pyro.set_rng_seed(23)
+    assert torch.equal(log_w.detach(), bounds.log_weights(model, guide, x, 7))
+
+
+def test_plate_nesting_is_settled_without_drawing(truth):
+    model, guide = truth.vae(), _guide(truth)
+    x = truth.sample(3, torch.Generator().manual_seed(24))
+    iwae = build_objective("iwae", 4)
+    inner = Trace_ELBO(num_particles=3, vectorize_particles=True)
+    loss = KLWarmup(FreeBits(inner, 0.1), 2)
+    state = torch.random.get_rng_state()
+    settle_plate_nesting(loss, model, guide, x)
+    settle_plate_nesting(iwae, model, guide, x)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert loss.base.max_plate_nesting == inner.max_plate_nesting == 2
+    assert iwae.max_plate_nesting == 2  # the data plate and the particles
 
 
 # -- Every objective trains, in Pyro's units ---------------------------------------------------

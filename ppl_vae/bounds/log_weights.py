@@ -2,8 +2,10 @@
 
 The guide is traced under a vectorized particle plate, the model is replayed on the guide's
 trace, and each site's log density is summed over its event and every batch dimension except
-the particle dimension and the ``"data"`` plate. Particles are drawn in chunks, so memory is
-bounded by the chunk size, not by K.
+the particle dimension and the ``"data"`` plate (``objectives.tracing``, shared with the
+objectives). Particles are drawn in chunks, so memory is bounded by the chunk size, not by K.
+
+References: Burda, Grosse & Salakhutdinov (2016), Importance Weighted Autoencoders.
 """
 
 from __future__ import annotations
@@ -11,45 +13,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-import pyro
-import pyro.poutine as poutine
 import torch
 
 from ..errors import InputError
-from ..objectives.tracing import PARTICLE_PLATE, is_scored, per_point
-
-
-def max_plate_nesting(model: Callable, guide: Callable, x: torch.Tensor) -> int:
-    """The number of plate dimensions the model and guide use, found by tracing them once
-    (on a forked RNG, so that the draws that follow do not depend on this probe)."""
-    devices = [x.device.index or 0] if x.device.type == "cuda" else []
-    with torch.no_grad(), poutine.block(), torch.random.fork_rng(devices=devices):
-        guide_tr = poutine.trace(guide).get_trace(x)
-        model_tr = poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(x)
-    dims = [
-        -f.dim
-        for tr in (guide_tr, model_tr)
-        for site in tr.nodes.values()
-        if is_scored(site)
-        for f in site["cond_indep_stack"]
-        if f.vectorized
-    ]
-    return max(dims, default=0)
+from ..objectives.tracing import log_weight, max_plate_nesting, trace_particles
 
 
 def _chunk(model: Callable, guide: Callable, x: torch.Tensor, c: int, nesting: int) -> torch.Tensor:
-    n = x.shape[0]
-    with pyro.plate(PARTICLE_PLATE, c, dim=-(nesting + 1)):
-        guide_tr = poutine.trace(guide).get_trace(x)
-        model_tr = poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(x)
-    log_w = x.new_zeros(c, n)
-    for tr, sign in ((model_tr, 1.0), (guide_tr, -1.0)):
-        for site in tr.nodes.values():
-            if not is_scored(site) or (sign < 0 and site["is_observed"]):
-                continue  # plates are recorded as sample sites too
-            lp = per_point(site["fn"].log_prob(site["value"]), site, nesting)
-            log_w = log_w + sign * lp.expand(c, n)
-    return log_w
+    t = trace_particles(model, guide, c, nesting, (x,), {})
+    # Unscaled: each point's own log p(x_n, z) - log q(z | x_n), whatever a plate's scale says.
+    log_w = log_weight(t.model_trace, t.guide_trace, t.values, nesting, scaled=False)
+    return x.new_zeros(c, x.shape[0]) + log_w
 
 
 def iter_log_weights(

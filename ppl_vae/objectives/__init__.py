@@ -1,12 +1,18 @@
 """SVI losses by name: each entry builds a loss that ``pyro.infer.SVI`` accepts.
 
 ``OBJECTIVES`` maps a recipe's ``objective.name`` to a builder ``(num_particles, **options)``;
-``build_objective`` adds the options every objective takes: a KL warm-up
-(``kl_warmup_epochs``, ``kl_start``) and, for the ELBO family, free bits (``free_bits``,
-``free_bits_group``). Each loss returns minus the objective summed over the batch, as Pyro's do.
+an objective's options are its builder's keywords. ``build_objective`` adds the wrappers any
+objective takes (``WRAPPER_OPTIONS``): free bits (``free_bits``, ``free_bits_group``; objectives
+with a KL term) inside a KL warm-up (``kl_warmup_epochs``, ``kl_start``), i.e.
+``KLWarmup(FreeBits(objective))``. Each loss returns minus the objective summed over the batch,
+as Pyro's do.
 
 >>> loss = build_objective("iwae_dreg", num_particles=50)
 >>> svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), loss)
+
+References: see each objective's module (``stl``, ``dreg``, ``miwae``, ``free_bits``,
+``annealing``, ``analytic``); Pyro's ``Trace_ELBO`` and ``RenyiELBO`` (Li & Turner (2016), Renyi
+Divergence Variational Inference).
 """
 
 from __future__ import annotations
@@ -21,24 +27,41 @@ from .analytic import AnalyticKL_ELBO
 from .annealing import KLWarmup, LatentScale, warmup_weight
 from .base import ObjectiveError, ParticleObjective, Particles
 from .dreg import IWAE_DReG
-from .free_bits import FreeBitsELBO
+from .free_bits import FreeBits, FreeBitsELBO, kl_estimate_of
 from .miwae import MIWAE
 from .stl import STL_ELBO
+
+# The options of the wrappers build_objective puts around any objective.
+WRAPPER_OPTIONS = ("kl_warmup_epochs", "kl_start", "free_bits", "free_bits_group")
 
 
 def _elbo(num_particles: int = 1) -> ELBO:
     """Pyro's ``Trace_ELBO``, particles vectorized."""
-    return Trace_ELBO(num_particles=num_particles, vectorize_particles=num_particles > 1)
+    return Trace_ELBO(
+        num_particles=num_particles,
+        vectorize_particles=num_particles > 1,
+    )
 
 
 def _elbo_analytic_kl(num_particles: int = 1) -> ELBO:
     """Pyro's ``TraceMeanField_ELBO`` (closed-form KL), erroring where there is none."""
-    return AnalyticKL_ELBO(num_particles=num_particles, vectorize_particles=num_particles > 1)
+    return AnalyticKL_ELBO(
+        num_particles=num_particles,
+        vectorize_particles=num_particles > 1,
+    )
+
+
+def _renyi_elbo(alpha: float, num_particles: int) -> ELBO:
+    return RenyiELBO(
+        alpha=alpha,
+        num_particles=num_particles,
+        vectorize_particles=True,
+    )
 
 
 def _iwae(num_particles: int = 1) -> ELBO:
     """Pyro's ``RenyiELBO(alpha=0)``: IWAE_K with K = num_particles, vectorized."""
-    return RenyiELBO(alpha=0.0, num_particles=num_particles, vectorize_particles=True)
+    return _renyi_elbo(0.0, num_particles)
 
 
 def _renyi(num_particles: int = 1, alpha: float | None = None) -> ELBO:
@@ -48,7 +71,7 @@ def _renyi(num_particles: int = 1, alpha: float | None = None) -> ELBO:
             f"the renyi objective needs objective.options.alpha != 1 (alpha = 0 is IWAE, alpha "
             f"-> 1 the ELBO: use objective.name = 'elbo' there), got {alpha!r}."
         )
-    return RenyiELBO(alpha=float(alpha), num_particles=num_particles, vectorize_particles=True)
+    return _renyi_elbo(float(alpha), num_particles)
 
 
 OBJECTIVES: dict[str, Callable[..., ELBO]] = {
@@ -61,23 +84,31 @@ OBJECTIVES: dict[str, Callable[..., ELBO]] = {
     "renyi": _renyi,
 }
 
-# The objectives with a KL term that free bits can floor, and how each estimates that KL.
-FREE_BITS_KL: dict[str, str] = {"elbo": "sample", "elbo_analytic_kl": "analytic", "elbo_stl": "stl"}
+
+def _kl_estimate(builder: Callable[..., ELBO]) -> str | None:
+    try:
+        return kl_estimate_of(builder())
+    except ObjectiveError:  # renyi needs alpha; it has no KL term either way
+        return None
+
+
+# The objectives with a KL term that free bits can floor, and how each estimates that KL, as
+# the objectives themselves declare it (``kl_estimate_of``); a table for reading only.
+FREE_BITS_KL: dict[str, str] = {n: kl for n, b in OBJECTIVES.items() if (kl := _kl_estimate(b))}
+
+
+def objective_options(name: str) -> tuple[str, ...]:
+    """The options objective ``name`` takes: its builder's keywords, then ``WRAPPER_OPTIONS``."""
+    params = inspect.signature(lookup(OBJECTIVES, name, "objective")).parameters
+    return tuple(p for p in params if p != "num_particles") + WRAPPER_OPTIONS
 
 
 def _build(name: str, builder: Callable, num_particles: int, options: dict) -> ELBO:
-    params = inspect.signature(builder).parameters
-    unknown = sorted(set(options) - set(params))
+    unknown = sorted(set(options) - set(inspect.signature(builder).parameters))
     if unknown:
-        valid = [p for p in params if p != "num_particles"] + [
-            "kl_warmup_epochs",
-            "kl_start",
-            "free_bits",
-            "free_bits_group",
-        ]
         raise ObjectiveError(
             f"objective '{name}' has no option {', '.join(map(repr, unknown))}; its options are: "
-            f"{', '.join(valid)}."
+            f"{', '.join(objective_options(name))}."
         )
     return builder(num_particles=num_particles, **options)
 
@@ -92,16 +123,16 @@ def build_objective(
     free_bits_group: str = "dim",
     **options,
 ) -> ELBO:
-    """Builds a registered SVI loss by name.
+    """Builds a registered SVI loss by name, wrapped as ``KLWarmup(FreeBits(loss))`` where asked.
 
     Args:
         name: a key of ``OBJECTIVES``.
         num_particles: K, the particles per data point (per group for ``miwae``/``iwae_dreg``).
         kl_warmup_epochs: if > 0, weight the latent terms by a KL weight rising linearly from
             ``kl_start`` (first epoch) to 1 (from this epoch on); see ``annealing``.
-        free_bits: if > 0, floor each group's batch-mean KL at this many nats (``elbo``,
-            ``elbo_analytic_kl``, ``elbo_stl`` only); groups are latent dimensions
-            (``free_bits_group = "dim"``) or latent sites (``"site"``).
+        free_bits: if > 0, floor each group's batch-mean KL at this many nats (objectives with
+            a KL term: ``FREE_BITS_KL``); groups are latent dimensions
+            (``free_bits_group = "dim"``) or latent sites (``"site"``); see ``free_bits``.
         **options: the objective's own options, e.g. ``alpha`` (renyi) or ``M`` (miwae).
     """
     if not isinstance(num_particles, int) or isinstance(num_particles, bool) or num_particles < 1:
@@ -111,16 +142,14 @@ def build_objective(
     builder = lookup(OBJECTIVES, name, "objective")
     if kl_start and not kl_warmup_epochs:
         raise ObjectiveError("kl_start only applies with kl_warmup_epochs >= 1; set both.")
+    loss = _build(name, builder, num_particles, options)
     if free_bits:
-        if name not in FREE_BITS_KL:
+        if kl_estimate_of(loss) is None:
             raise ObjectiveError(
                 f"free bits floor the KL term of an ELBO ({', '.join(FREE_BITS_KL)}); objective "
                 f"'{name}' has no separate KL term. Drop free_bits or pick one of those."
             )
-        _build(name, builder, num_particles, options)  # rejects unknown options
-        loss = FreeBitsELBO(num_particles, free_bits, FREE_BITS_KL[name], free_bits_group)
-    else:
-        loss = _build(name, builder, num_particles, options)
+        loss = FreeBits(loss, free_bits, free_bits_group)
     if kl_warmup_epochs:
         loss = KLWarmup(loss, kl_warmup_epochs, kl_start)
     return loss
@@ -132,7 +161,9 @@ __all__ = [
     "MIWAE",
     "OBJECTIVES",
     "STL_ELBO",
+    "WRAPPER_OPTIONS",
     "AnalyticKL_ELBO",
+    "FreeBits",
     "FreeBitsELBO",
     "KLWarmup",
     "LatentScale",
@@ -140,5 +171,7 @@ __all__ = [
     "ParticleObjective",
     "Particles",
     "build_objective",
+    "kl_estimate_of",
+    "objective_options",
     "warmup_weight",
 ]

@@ -15,7 +15,8 @@ import torch
 from pyro.infer import TraceMeanField_ELBO
 from torch.distributions import Distribution, Independent, kl_divergence
 
-from .base import ObjectiveError, is_latent
+from ..errors import ObjectiveError
+from .tracing import is_latent
 
 
 def describe(d: Distribution) -> str:
@@ -40,6 +41,7 @@ def closed_form_kl(q: Distribution, p: Distribution, site: str) -> torch.Tensor:
 class AnalyticKL_ELBO(TraceMeanField_ELBO):
     """``TraceMeanField_ELBO`` that refuses guides without a closed-form KL to the prior."""
 
+    kl_estimate = "analytic"
     _checked = False
 
     def _get_trace(self, model, guide, args, kwargs):

@@ -25,7 +25,8 @@ from collections.abc import Callable
 from pyro.infer import ELBO
 from pyro.poutine.messenger import Messenger
 
-from .base import ObjectiveError, is_latent
+from ..errors import ObjectiveError
+from .tracing import is_latent
 
 
 def warmup_weight(epoch: int, warmup_epochs: int, start: float = 0.0) -> float:
@@ -49,7 +50,8 @@ class KLWarmup(ELBO):
     """Wraps an SVI loss: its latent sites are weighted by ``kl_weight``, set per epoch.
 
     Args:
-        base: the objective to anneal (any Pyro ``ELBO`` here, e.g. ``Trace_ELBO()``).
+        base: the objective to anneal (any Pyro ``ELBO`` here, e.g. ``Trace_ELBO()``, or one
+            with free bits, ``FreeBits(elbo, free_bits)``).
         warmup_epochs: epochs until the weight reaches 1.
         start: the weight in the first epoch, in [0, 1].
     """

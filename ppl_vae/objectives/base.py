@@ -1,8 +1,10 @@
-"""Particle traces shared by the objectives written here (STL, DReG, MIWAE, free bits).
+"""The base of the objectives written here (STL, DReG, MIWAE, free bits): a Pyro ``ELBO`` over
+one vectorized draw of P particles.
 
-The guide is traced under a vectorized particle plate, the model is replayed on the guide's
-latent values, and every site's log density is reduced to one number per particle and data
-point, ``[P, N]``. Two things Pyro's losses do not offer are added:
+``tracing.trace_particles`` traces the guide under the particle plate and replays the model;
+``Particles`` reduces each site's log density to ``[P, N]``, so an objective is a function of
+log p(x|z), log p(z) and log q(z|x) per particle and data point. Two things Pyro's losses do
+not offer are added:
 
 - ``log q(z|x)`` evaluated with the guide's parameters detached while ``z`` keeps its
   reparameterized path to them (for STL and DReG): the guide is run a second time through
@@ -12,26 +14,34 @@ point, ``[P, N]``. Two things Pyro's losses do not offer are added:
   that flows back into the guide.
 
 Values carry Pyro's site scales, so the KL warm-up (which scales latent sites) applies to them.
+
+References: Roeder, Wu & Duvenaud (2017), Sticking the Landing; Tucker, Lawson, Gu & Maddison
+(2019), Doubly Reparameterized Gradient Estimators for Monte Carlo Objectives.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import pyro
 import pyro.poutine as poutine
 import torch
-from pyro.distributions.util import scale_and_mask
 from pyro.infer import ELBO
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.trace_struct import Trace
 from torch.func import functional_call
 
 from ..errors import ObjectiveError
-from .tracing import DATA_PLATE, PARTICLE_PLATE, is_latent, per_point
+from .tracing import (
+    DATA_PLATE,
+    log_weight,
+    particle_plate,
+    per_point,
+    settle_plate_nesting,
+    site_log_prob,
+    trace_particles,
+)
 
 
 class _DetachParams(Messenger):
@@ -78,13 +88,11 @@ class Particles:
         """Sums ``t`` (batch dims + ``keep`` trailing dims) to ``[P, N, *kept]``."""
         return per_point(t, site, self.plates, keep)
 
-    def _sum(self, trace: Trace, names, value=None) -> torch.Tensor:
+    def _sum(self, trace: Trace, names, values=None) -> torch.Tensor:
         total = 0.0
         for name in names:
-            site = trace.nodes[name]
-            v = site["value"] if value is None else value[name]
-            lp = scale_and_mask(site["fn"].log_prob(v), site["scale"], site["mask"])
-            total = total + self.reduce(lp, site)
+            v = None if values is None else values[name]
+            total = total + site_log_prob(trace.nodes[name], self.plates, v)
         return total
 
     @property
@@ -107,7 +115,7 @@ class Particles:
 
     def log_w(self) -> torch.Tensor:
         """log w = log p(x|z) + log p(z) - log q(z|x), ``[P, N]``."""
-        return self.log_lik() + self.log_prior() - self.log_q()
+        return log_weight(self.model_trace, self.q_trace, self.values, self.plates)
 
     def latent_scale(self) -> float:
         """The scale that all latent sites share (the KL weight; 1 without warm-up)."""
@@ -139,12 +147,17 @@ class ParticleObjective(ELBO):
 
     Args:
         num_particles: particles per data point, drawn in one vectorized pass.
+
+    Class attributes:
         detach_guide: evaluate log q with the guide's parameters detached (STL, DReG).
         clone_latents: hand the model copies of the latent values, to hook their gradient.
+        kl_estimate: how the objective estimates a separate KL term, for free bits
+            (``"sample"``, ``"analytic"``, ``"stl"``), or None where it has none.
     """
 
     detach_guide = False
     clone_latents = False
+    kl_estimate: str | None = None
 
     def __init__(self, num_particles: int = 1):
         super().__init__(num_particles=num_particles, vectorize_particles=True)
@@ -154,36 +167,26 @@ class ParticleObjective(ELBO):
 
     def particles(self, model: Callable, guide: Callable, args, kwargs) -> Particles:
         """Traces the guide under a particle plate and replays the model on its latents."""
-        if self.max_plate_nesting == math.inf:
-            self._guess_max_plate_nesting(model, guide, args, kwargs)
+        settle_plate_nesting(self, model, guide, *args, **kwargs)
         plates = self.max_plate_nesting - (1 if self.num_particles > 1 else 0)
-        plate = pyro.plate(PARTICLE_PLATE, self.num_particles, dim=-(plates + 1))
-        guide_tr = poutine.trace(plate(guide)).get_trace(*args, **kwargs)
-        replay_tr, values = guide_tr.copy(), {}
-        for name, site in guide_tr.nodes.items():
-            if not is_latent(site):
-                continue
-            if not site["fn"].has_rsample:
+        t = trace_particles(
+            model, guide, self.num_particles, plates, args, kwargs, self.clone_latents
+        )
+        for name in t.values:
+            fn = t.guide_trace.nodes[name]["fn"]
+            if not fn.has_rsample:
                 raise ObjectiveError(
                     f"{type(self).__name__} needs reparameterized guide sites; site '{name}' "
-                    f"draws from {type(site['fn']).__name__}, which has no rsample."
+                    f"draws from {type(fn).__name__}, which has no rsample."
                 )
-            values[name] = site["value"].clone() if self.clone_latents else site["value"]
-            replay_tr.nodes[name] = dict(site, value=values[name])
-        model_tr = poutine.trace(poutine.replay(plate(model), trace=replay_tr)).get_trace(
-            *args, **kwargs
-        )
-        for name, site in model_tr.nodes.items():
-            if is_latent(site) and name not in values:
-                raise ObjectiveError(
-                    f"model site '{name}' is latent but the guide does not sample it."
-                )
-        q_tr = guide_tr
+        q_tr = t.guide_trace
         if self.detach_guide:
-            run = poutine.replay(detached(guide), trace=replay_tr)
+            run = poutine.replay(detached(guide), trace=t.guide_trace)
             run = poutine.block(run, hide_types=["param"])  # keep SVI from collecting copies
-            q_tr = poutine.trace(plate(run)).get_trace(*args, **kwargs)
-        return Particles(model_tr, q_tr, values, self.num_particles, plates)
+            q_tr = poutine.trace(particle_plate(self.num_particles, plates)(run)).get_trace(
+                *args, **kwargs
+            )
+        return Particles(t.model_trace, q_tr, t.values, self.num_particles, plates)
 
     def _objective(self, p: Particles) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

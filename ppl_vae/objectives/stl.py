@@ -23,6 +23,7 @@ class STL_ELBO(ParticleObjective):
     """The ELBO with K vectorized particles and the STL gradient for the guide."""
 
     detach_guide = True
+    kl_estimate = "stl"
 
     def _objective(self, p: Particles) -> tuple[torch.Tensor, torch.Tensor]:
         elbo = p.log_w().mean(0).sum()
