@@ -3,11 +3,16 @@
 >>> log_w = log_weights(model, guide, x, num_particles=100, chunk_size=25)   # [100, N]
 >>> iwae(log_w), elbo(log_w), ess(log_w), psis_khat(log_w)                    # each [N]
 >>> evaluate(model, guide, x, ks=[1, 10, 100, 1000, 5000])                   # streamed
+
+``ESTIMATORS`` lists what ``evaluate`` computes and the results files and tables show; an
+``Estimator`` entry added with ``register`` appears in all of them (see ``registry.py``).
 """
 
-from .estimators import MIN_KHAT_PARTICLES, elbo, ess, iwae, mean_and_stderr, psis_khat
-from .evaluate import DEFAULT_KS, Bounds, auto_chunk, batch_seed, evaluate
+from .estimators import KHAT_BAD, MIN_KHAT_PARTICLES, elbo, ess, iwae, mean_and_stderr, psis_khat
+from .evaluate import DEFAULT_KS, auto_chunk, batch_seed, evaluate
 from .log_weights import iter_log_weights, log_weights
+from .per_point import Bounds
+from .registry import ESTIMATORS, register, unregister
 from .results import (
     format_table,
     read_inference_data,
@@ -15,11 +20,16 @@ from .results import (
     write_results,
     write_scores,
 )
+from .spec import Estimator, Summary
 
 __all__ = [
     "DEFAULT_KS",
+    "ESTIMATORS",
+    "KHAT_BAD",
     "MIN_KHAT_PARTICLES",
     "Bounds",
+    "Estimator",
+    "Summary",
     "auto_chunk",
     "batch_seed",
     "elbo",
@@ -32,7 +42,9 @@ __all__ = [
     "mean_and_stderr",
     "psis_khat",
     "read_inference_data",
+    "register",
     "to_inference_data",
+    "unregister",
     "write_results",
     "write_scores",
 ]

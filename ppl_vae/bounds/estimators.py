@@ -5,8 +5,8 @@ With w_k = p(x, z_k) / q(z_k | x), z_k ~ q(z | x):
 - IWAE_K   = log (1/K) sum_k w_k, whose expectation is a lower bound on log p(x) that tightens
   as K grows;
 - ESS      = (sum_k w_k)^2 / sum_k w_k^2, the effective sample size of the normalized weights;
-- k-hat    = the Pareto shape fitted to the weights' right tail (PSIS); above 0.7 the importance
-  sampling estimate is unreliable.
+- k-hat    = the Pareto shape fitted to the weights' right tail (PSIS); above ``KHAT_BAD`` = 0.7
+  the importance sampling estimate is unreliable.
 
 References: Burda, Grosse & Salakhutdinov (2016), Importance Weighted Autoencoders;
 Vehtari, Simpson, Gelman, Yao & Gabry (2024), Pareto Smoothed Importance Sampling.
@@ -23,6 +23,7 @@ import torch
 from ..errors import InputError
 
 MIN_KHAT_PARTICLES = 21  # PSIS fits the tail to ceil(K / 5) > 4 of the largest weights
+KHAT_BAD = 0.7  # Vehtari et al. (2024): above 0.7 importance sampling is unreliable
 
 
 def _check(log_w: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,10 @@
-"""Streaming evaluation of ELBO, IWAE_K for several K, ESS and k-hat over a dataset.
+"""Streaming evaluation of every registered estimator over a dataset: ELBO, IWAE_K for several
+K, ESS and k-hat, and any estimator added to ``registry.ESTIMATORS``.
 
-Particles are drawn in chunks and folded into running sums (float64): a running logsumexp of
-log w and of 2 log w, and a running sum of log w. IWAE_K for each requested K is read off the
-same particle stream after its first K particles. ``[K, N]`` is kept only when k-hat needs it,
-one batch of data points at a time, so memory is flat in K otherwise.
+Particles are drawn in chunks and folded into running float64 statistics (``folds.py``); IWAE_K
+for each requested K is read off the same particle stream after its first K particles. The
+batch's ``[K, N]`` is kept only when an estimator needs it whole (k-hat), one batch of data
+points at a time, so memory is flat in K otherwise (``stream.py``).
 
 Each batch of data points draws its particles from its own seed, derived from ``seed`` and the
 batch's first index: results do not depend on which process or call evaluates a batch.
@@ -11,9 +12,7 @@ batch's first index: results do not depend on which process or call evaluates a 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
@@ -21,9 +20,15 @@ from tqdm.auto import tqdm
 from ..distributed import SINGLE, World, all_gather
 from ..errors import InputError
 from ..model.checks import checked_once
-from ..training.noise import derive_seed
-from .estimators import MIN_KHAT_PARTICLES, mean_and_stderr, psis_khat
+from ..registry import lookup
+from ..rng import derive_seed
 from .log_weights import iter_log_weights
+from .per_point import Bounds
+from .registry import ESTIMATORS
+from .spec import Estimator
+from .stream import BatchStream
+
+__all__ = ["CHUNK_ROWS", "DEFAULT_KS", "Bounds", "auto_chunk", "batch_seed", "evaluate", "select"]
 
 DEFAULT_KS = (1, 10, 100, 1000, 5000)
 # Particles x data points per chunk when chunk_size is None: on the CPU, a chunk's activations
@@ -36,71 +41,36 @@ def auto_chunk(batch_size: int, device: torch.device) -> int:
     return max(1, CHUNK_ROWS.get(device.type, 4096) // batch_size)
 
 
-@dataclass
-class Bounds:
-    """Per-data-point results: ``iwae[N, len(ks)]``, ``elbo[N]``, ``ess[N]``, ``khat[N]``."""
-
-    ks: list[int]
-    iwae: torch.Tensor
-    elbo: torch.Tensor
-    ess: torch.Tensor
-    khat: torch.Tensor | None = None
-
-    @property
-    def n(self) -> int:
-        return self.elbo.shape[0]
-
-    def estimates(self) -> list[dict]:
-        """Dataset means with standard errors, one record per estimator and K (nats/point)."""
-        k_max = max(self.ks)
-
-        def row(name: str, k: int, values: torch.Tensor) -> dict:
-            mean, se = mean_and_stderr(values)
-            return {"estimator": name, "k": k, "mean": mean, "stderr": se, "n": self.n}
-
-        rows = [row("elbo", k_max, self.elbo)]
-        rows += [row("iwae", k, self.iwae[:, i]) for i, k in enumerate(self.ks)]
-        rows.append(row("ess", k_max, self.ess))
-        if self.khat is not None:
-            rows.append(row("khat", k_max, self.khat))
-            rows.append(row("khat_above_0.7", k_max, (self.khat > 0.7).double()))
-        return rows
-
-
-class _Stream:
-    """Running sums over a stream of log-weight chunks ``[C, N]`` for one batch of points."""
-
-    def __init__(self, ks: Sequence[int], n: int, device: torch.device):
-        self.ks = sorted(set(ks))
-        self.count = 0
-        full = dict(dtype=torch.float64, device=device)
-        self.lse = torch.full((n,), -math.inf, **full)
-        self.lse2 = torch.full((n,), -math.inf, **full)
-        self.total = torch.zeros(n, **full)
-        self.iwae: dict[int, torch.Tensor] = {}
-
-    def add(self, chunk: torch.Tensor) -> None:
-        chunk = chunk.double()
-        start = 0
-        while start < chunk.shape[0]:
-            target = next(k for k in self.ks if k > self.count)
-            part = chunk[start : start + target - self.count]
-            self.lse = torch.logaddexp(self.lse, torch.logsumexp(part, 0))
-            self.lse2 = torch.logaddexp(self.lse2, torch.logsumexp(2 * part, 0))
-            self.total += part.sum(0)
-            self.count += part.shape[0]
-            start += part.shape[0]
-            if self.count == target:
-                self.iwae[target] = self.lse - math.log(target)
-
-    def result(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        iwae = torch.stack([self.iwae[k] for k in self.ks], -1)
-        return iwae, self.total / self.count, torch.exp(2 * self.lse - self.lse2)
-
-
 def batch_seed(seed: int, start: int) -> int:
     """The seed of the batch of data points that starts at index ``start``."""
     return derive_seed(seed, start)
+
+
+def select(names: Sequence[str] | None, khat: bool | None, k_max: int) -> list[Estimator]:
+    """The estimators to compute, in registry order: those named (None: every registered one),
+    k-hat added (``khat=True``) or dropped (False). One that needs more than ``k_max``
+    particles is an error if asked for by name (or ``khat=True``), else skipped."""
+    asked = set() if names is None else {lookup(ESTIMATORS, n, "estimator").name for n in names}
+    if khat:
+        asked.add("khat")
+    chosen = []
+    for e in ESTIMATORS.values():
+        if (names is not None and e.name not in asked) or (khat is False and e.name == "khat"):
+            continue
+        if k_max < e.min_particles:
+            if e.name in asked:
+                # k-hat is turned off with khat=False (--no-khat); the others by leaving them out.
+                off = "--no-khat" if e.name == "khat" else f"leave {e.name!r} out of estimators"
+                raise InputError(
+                    f"{e.title} needs at least {e.min_particles} particles but the largest K is "
+                    f"{k_max}; add a larger K (e.g. {max(100, e.min_particles)}) or turn "
+                    f"{e.title} off ({off})."
+                )
+            continue  # not asked for: computed where K allows it
+        chosen.append(e)
+    if not chosen:
+        raise InputError("no estimator to compute; name at least one registered estimator.")
+    return chosen
 
 
 def evaluate(
@@ -115,8 +85,10 @@ def evaluate(
     progress: bool = False,
     offset: int = 0,
     world: World = SINGLE,
+    estimators: Sequence[str] | None = None,
 ) -> Bounds:
-    """ELBO, IWAE_K for every K in ``ks``, ESS and PSIS k-hat for every row of ``x``.
+    """ELBO, IWAE_K for every K in ``ks``, ESS and PSIS k-hat (every registered estimator, or
+    those named in ``estimators``) for every row of ``x``.
 
     All estimates share one stream of max(ks) particles per data point: IWAE_K uses its first
     K particles, ELBO and ESS use all of them. Particles are drawn ``chunk_size`` at a time for
@@ -131,13 +103,7 @@ def evaluate(
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise InputError(f"every K must be an integer >= 1, got {ks}.")
-    if khat is None:  # by default k-hat comes with the other estimates where K allows it
-        khat = ks[-1] >= MIN_KHAT_PARTICLES
-    if khat and ks[-1] < MIN_KHAT_PARTICLES:
-        raise InputError(
-            f"k-hat needs at least {MIN_KHAT_PARTICLES} particles but the largest K is "
-            f"{ks[-1]}; add a larger K (e.g. 100) or turn k-hat off (--no-khat)."
-        )
+    chosen = select(estimators, khat, ks[-1])
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}.")
     if chunk_size is None:
@@ -148,23 +114,16 @@ def evaluate(
         starts = range(0, x.shape[0], batch_size)[world.rank :: world.size]
         for start in tqdm(starts, desc="evaluate", disable=not (progress and world.is_main)):
             xb = x[start : start + batch_size]
-            stream = _Stream(ks, xb.shape[0], x.device)
-            kept = []
+            stream = BatchStream(ks, chosen, xb.shape[0], x.device)
             with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(batch_seed(seed, offset + start))
+                b_seed = batch_seed(seed, offset + start)
+                torch.manual_seed(b_seed)
                 for chunk in iter_log_weights(model, guide, xb, ks[-1], chunk_size):
                     stream.add(chunk)
-                    if khat:
-                        kept.append(chunk)
-            i, e, s = stream.result()
-            k = psis_khat(torch.cat(kept)) if khat else None
-            parts[start] = (i.cpu(), e.cpu(), s.cpu(), k)
+                parts[start] = stream.result(model, guide, xb, chunk_size, b_seed)
     merged = {}
     for shard in all_gather(parts, world):  # every rank's batches, keyed by first index
         merged.update(shard)
     ordered = [merged[s] for s in sorted(merged)]
-
-    def cat(j: int) -> torch.Tensor:
-        return torch.cat([p[j] for p in ordered])
-
-    return Bounds(ks, cat(0), cat(1), cat(2), cat(3) if khat else None)
+    values = {e.name: torch.cat([p[e.name] for p in ordered]) for e in chosen}
+    return Bounds(ks, values, {e.name: e for e in chosen})

@@ -15,24 +15,22 @@ import torch
 
 from ..layout import EVAL_JSON, EVAL_NETCDF
 from ..storage import commit, write_json, write_text
-from .evaluate import Bounds
+from .per_point import Bounds
 
 GROUP = "bounds"
 
 
 def to_inference_data(bounds: Bounds, labels: torch.Tensor | None = None, attrs: dict = None):
-    """An ``arviz.InferenceData`` with group ``bounds``: iwae over (datapoint, k) and elbo, ess,
-    khat (and label, when given) over datapoint, in nats per data point."""
+    """An ``arviz.InferenceData`` with group ``bounds``: one variable per estimator, over
+    (datapoint, k) for a per-K one (iwae) and over datapoint for one at K_max (elbo, ess,
+    khat), plus ``label`` over datapoint when given; in nats per data point."""
     import arviz as az
     import xarray as xr
 
     data = {
-        "iwae": (("datapoint", "k"), bounds.iwae.numpy()),
-        "elbo": ("datapoint", bounds.elbo.numpy()),
-        "ess": ("datapoint", bounds.ess.numpy()),
+        name: (("datapoint", "k") if bounds.estimators[name].per_k else "datapoint", v.numpy())
+        for name, v in bounds.values.items()
     }
-    if bounds.khat is not None:
-        data["khat"] = ("datapoint", bounds.khat.numpy())
     if labels is not None:
         data["label"] = ("datapoint", labels[: bounds.n].cpu().numpy())
     coords = {"datapoint": np.arange(bounds.n), "k": np.asarray(bounds.ks)}
@@ -82,17 +80,22 @@ def format_table(estimates: list[dict]) -> str:
 
 def write_scores(path: str | Path, bounds: Bounds, labels: torch.Tensor | None = None) -> Path:
     """Writes one row per data point: ``datapoint``, ``label`` (when known), ``log_p`` (IWAE at
-    the largest K, the best estimate of log p(x)), ``elbo`` and ``iwae_K`` for every K."""
+    the largest K, the best estimate of log p(x)), then the columns of every estimator with
+    ``scores`` in registry order (``elbo``, ``iwae_K`` for every K, ...)."""
     path = Path(path)
-    head = ["datapoint"] + (["label"] if labels is not None else [])
-    head += ["log_p", "elbo"] + [f"iwae_{k}" for k in bounds.ks]
+    columns: dict[str, torch.Tensor] = {}
+    if "iwae" in bounds.values:
+        columns["log_p"] = bounds.at_k_max("iwae")
+    for name, v in bounds.values.items():
+        e = bounds.estimators[name]
+        if e.scores:
+            columns.update(zip(e.columns(bounds.ks), v.T if e.per_k else [v], strict=True))
+    head = ["datapoint"] + (["label"] if labels is not None else []) + list(columns)
+    table = torch.stack([c.double() for c in columns.values()], 1).tolist()
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(head)
-    iwae = bounds.iwae.tolist()
-    for i in range(bounds.n):
-        row = [i] + ([int(labels[i])] if labels is not None else [])
-        row += [repr(iwae[i][-1]), repr(bounds.elbo[i].item())] + [repr(v) for v in iwae[i]]
-        w.writerow(row)
+    for i, values in enumerate(table):
+        w.writerow([i] + ([int(labels[i])] if labels is not None else []) + list(map(repr, values)))
     write_text(path, buf.getvalue())
     return path

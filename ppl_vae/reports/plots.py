@@ -7,6 +7,7 @@ the global backend or keeps figures alive; matplotlib is imported only when a fi
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -15,9 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from ..bounds.estimators import KHAT_BAD
+from ..bounds.registry import ESTIMATORS
+from ..bounds.spec import Estimator
 from ..errors import InputError
 from ..layout import TRAINING_CURVES
-from .tables import KHAT_BAD, RunResult, gap
+from .tables import RunResult, gap
 
 KHAT_OK = 0.5  # Vehtari et al. (2024): below 0.5 the importance-sampling estimate is reliable
 
@@ -38,40 +42,67 @@ def _finish(fig, path: str | Path | None):
     return fig
 
 
+# How the bound-vs-K figure draws the registered estimators of log p(x): a per-K one as a line
+# with markers, one at K_max as a horizontal line; the names go into the panel's title.
+PER_K_STYLES = (("o", "solid"), ("s", "solid, squares"), ("^", "solid, triangles"))
+AT_K_MAX_STYLES = (("--", "dashed"), ("-.", "dash-dot"), ((0, (5, 1, 1, 1, 1, 1)), "dash-dot-dot"))
+
+
+def _bounds_drawn() -> list[tuple[Estimator, Any, str]]:
+    """The registered estimators of log p(x), per-K ones first, each with its style."""
+    per_k = [e for e in ESTIMATORS.values() if e.bound and e.per_k]
+    flat = [e for e in ESTIMATORS.values() if e.bound and not e.per_k]
+    return [
+        (e, style, name)
+        for group, styles in ((per_k, PER_K_STYLES), (flat, AT_K_MAX_STYLES))
+        for e, (style, name) in zip(group, itertools.cycle(styles))
+    ]
+
+
 def plot_bound_vs_k(
     results: Sequence[RunResult], path: str | Path | None = None, exact: float | None = None
 ):
     """Left: IWAE_K against K (log scale) with standard-error bars, one line per run, each run's
-    ELBO dashed in its colour and, if given, the exact log p(x) dotted black. Right: the gap
-    IWAE_K - ELBO, whose error bars are the standard error of the per-data-point difference:
-    it cancels the spread of log p(x) across data points, which dominates the left bars."""
+    ELBO dashed in its colour (and so every estimator of log p(x) in the registry: per-K ones
+    as lines, those at K_max as horizontal lines) and, if given, the exact log p(x) dotted
+    black. Right: the gap IWAE_K - ELBO, whose error bars are the standard error of the
+    per-data-point difference: it cancels the spread of log p(x) across data points, which
+    dominates the left bars."""
     fig, ((ax, gap_ax),) = _figure(1, 2, width=5.0)
+    drawn = _bounds_drawn()
     for i, res in enumerate(results):
-        rows = [res.estimate("iwae", k) for k in res.ks]
-        ks = [r["k"] for r in rows]
-        elbo = res.estimate("elbo")["mean"]
-        ax.errorbar(
-            ks,
-            [r["mean"] for r in rows],
-            yerr=[r["stderr"] for r in rows],
-            marker="o",
-            capsize=3,
-            color=f"C{i}",
-            label=res.label,
-        )
-        ax.axhline(elbo, color=f"C{i}", ls="--", lw=1)
-        gaps = np.array([gap(res, k) for k in ks])
-        se = None if np.isnan(gaps[:, 1]).any() else gaps[:, 1]
-        gap_ax.errorbar(ks, gaps[:, 0], yerr=se, marker="o", capsize=3, color=f"C{i}")
+        labelled = False
+        for e, style, _ in drawn:
+            rows = [r for r in res.estimates if r["estimator"] == e.name]
+            if not rows:
+                continue
+            if not e.per_k:
+                ax.axhline(rows[0]["mean"], color=f"C{i}", ls=style, lw=1)
+                continue
+            ax.errorbar(
+                [r["k"] for r in rows],
+                [r["mean"] for r in rows],
+                yerr=[r["stderr"] for r in rows],
+                marker=style,
+                capsize=3,
+                color=f"C{i}",
+                label=None if labelled else res.label,
+            )
+            labelled = True
+        ks = res.ks
+        if ks:
+            gaps = np.array([gap(res, k) for k in ks])
+            se = None if np.isnan(gaps[:, 1]).any() else gaps[:, 1]
+            gap_ax.errorbar(ks, gaps[:, 0], yerr=se, marker="o", capsize=3, color=f"C{i}")
         if exact is not None:
-            gap_ax.axhline(exact - elbo, color=f"C{i}", ls=":", lw=1)
+            gap_ax.axhline(exact - res.estimate("elbo")["mean"], color=f"C{i}", ls=":", lw=1)
     if exact is not None:
         ax.axhline(exact, color="black", ls=":", label="exact log p(x)")
     for a in (ax, gap_ax):
         a.set_xscale("log")
         a.set_xlabel("K (importance samples)")
     ax.set_ylabel("nats per data point")
-    ax.set_title("IWAE_K (solid), ELBO (dashed)")
+    ax.set_title(", ".join(f"{e.title}{'_K' if e.per_k else ''} ({n})" for e, _, n in drawn))
     gap_ax.set_ylabel("nats per data point")
     gap_ax.set_title("IWAE_K - ELBO" + (" (dotted: log p(x) - ELBO)" if exact is not None else ""))
     fig.legend(

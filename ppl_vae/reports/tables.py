@@ -3,10 +3,13 @@
 A ``RunResult`` gathers what one run's evaluation left behind: its label (guide, objective,
 likelihood, from ``recipe.toml``), the dataset means of ``eval.json``, the per-data-point values
 of ``eval.nc`` and the training curve of ``metrics.csv``. ``comparison_table`` turns a list of
-them into rows with, for every K that was evaluated,
+them into rows with the columns of every registered estimator (``bounds.registry``), in
+registry order: for every K that was evaluated,
 
     IWAE_K (with its standard error), gap_K = IWAE_K - ELBO (with the standard error of the
-    per-data-point difference), and the ELBO, mean ESS and share of k-hat above 0.7 at K_max.
+    per-data-point difference), and the ELBO, mean ESS and share of k-hat above 0.7 at K_max,
+
+then those of any estimator registered after them. A run without an estimator gets NaN there.
 """
 
 from __future__ import annotations
@@ -15,28 +18,32 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..bounds import Bounds, mean_and_stderr, read_inference_data, to_inference_data
+from ..bounds.estimators import KHAT_BAD
+from ..bounds.registry import ESTIMATORS
 from ..bounds.results import GROUP
-from ..errors import InputError
+from ..errors import InputError, RunDirError
 from ..layout import COMPARE_CSV, COMPARE_MD, EVAL_JSON, EVAL_NETCDF, METRICS
-from ..runs.run import RunDirError, load_recipe
+from ..runs.recipe import load_recipe
 from ..storage import write_text
 
-KHAT_BAD = 0.7  # Vehtari et al. (2024): above 0.7 importance sampling is unreliable
+__all__ = ["KHAT_BAD", "RunResult", "comparison_table", "from_bounds", "gap", "load_result"]
+__all__ += ["read_metrics", "to_csv", "to_markdown", "write_comparison"]
 
 
 @dataclass
 class RunResult:
     """One evaluated run: its label parts, ``eval.json`` estimates, per-data-point values
-    (the ``bounds`` group of ``eval.nc``: iwae over (datapoint, k), elbo, ess, khat, label over
-    datapoint) and training metrics (rows of ``metrics.csv``)."""
+    (the ``bounds`` group of ``eval.nc``: one variable per estimator, iwae over (datapoint, k),
+    elbo, ess, khat, label over datapoint) and training metrics (rows of ``metrics.csv``)."""
 
     name: str
     guide: str
@@ -51,8 +58,21 @@ class RunResult:
         return f"{self.name} ({self.guide}, {self.objective}, {self.likelihood})"
 
     @property
+    def n(self) -> int:
+        return self.estimates[0]["n"]
+
+    @property
+    def k_max(self) -> int:
+        return max(r["k"] for r in self.estimates)
+
+    @property
     def ks(self) -> list[int]:
-        return sorted(r["k"] for r in self.estimates if r["estimator"] == "iwae")
+        """The K that IWAE_K was evaluated at."""
+        return self.ks_of("iwae")
+
+    def ks_of(self, estimator: str) -> list[int]:
+        """The K of the ``eval.json`` records of ``estimator``."""
+        return sorted(r["k"] for r in self.estimates if r["estimator"] == estimator)
 
     def estimate(self, estimator: str, k: int | None = None) -> dict | None:
         """The ``eval.json`` record of ``estimator`` (at ``k``, if given), or None."""
@@ -126,65 +146,106 @@ def gap(result: RunResult, k: int) -> tuple[float, float]:
     return result.estimate("iwae", k)["mean"] - result.estimate("elbo")["mean"], math.nan
 
 
+@dataclass(frozen=True)
+class _Column:
+    """One column of the comparison: its CSV key (and ``key_se`` if ``with_se``), its markdown
+    header (none: CSV only), how a mean without error is written there, and its value."""
+
+    key: str
+    header: str | None
+    with_se: bool
+    fmt: str
+    value: Callable[[RunResult], tuple[float, float]]
+
+
+def _record(name: str, k: int | None, res: RunResult) -> tuple[float, float]:
+    r = res.estimate(name, k)
+    return (r["mean"], r["stderr"]) if r else (math.nan, math.nan)
+
+
+def _gap(k: int, res: RunResult) -> tuple[float, float]:
+    return gap(res, k) if k in res.ks else (math.nan, math.nan)
+
+
+def _columns(ks: Mapping[str, Sequence[int]], at: str = "") -> list[_Column]:
+    """The estimator columns, in registry order, for the K of each per-K estimator in ``ks``;
+    ``at`` follows the header of an estimator at K_max."""
+    cols = []
+    for e in ESTIMATORS.values():
+        e_ks = ks.get(e.name, [])
+        if e.table is not None:
+            for k, key in zip(e_ks if e.per_k else [None], e.columns(e_ks), strict=True):
+                head = f"{e.title}_{k}" if e.per_k else f"{e.title}{at}"
+                value = partial(_record, e.name, k)
+                cols.append(_Column(key, head, e.table == "mean_se", e.fmt, value))
+        if e.name == "iwae":  # the gap compares two bounds, so it is the table's, not theirs
+            # gap_1 is in the CSV only: IWAE_1 is a one-particle ELBO, so it is noise around 0.
+            for k in e_ks:
+                cols.append(
+                    _Column(f"gap_{k}", f"gap_{k}" if k > 1 else None, True, "", partial(_gap, k))
+                )
+        for s in e.summaries:
+            cols.append(_Column(s.name, s.title, False, s.fmt, partial(_record, s.name, None)))
+    return cols
+
+
 def comparison_table(results: Sequence[RunResult]) -> list[dict[str, Any]]:
     """One row per run, in nats per data point; a K a run was not evaluated at is NaN.
 
     Columns: run, guide, objective, likelihood, n, k_max, elbo, elbo_se, iwae_K, iwae_K_se,
-    gap_K, gap_K_se (for every K of any run), ess (mean ESS at k_max), khat_above_0.7.
+    gap_K, gap_K_se (for every K of any run), ess (mean ESS at k_max), khat_above_0.7, then the
+    columns of estimators registered after these.
     """
     if not results:
         raise InputError("comparison_table needs at least one run.")
-    ks = sorted({k for r in results for k in r.ks})
+    per_k = [e.name for e in ESTIMATORS.values() if e.per_k]
+    ks = {name: sorted({k for res in results for k in res.ks_of(name)}) for name in per_k}
+    columns = _columns(ks)
     rows = []
     for res in results:
-        elbo = res.estimate("elbo")
         row: dict[str, Any] = {
             "run": res.name,
             "guide": res.guide,
             "objective": res.objective,
             "likelihood": res.likelihood,
-            "n": elbo["n"],
-            "k_max": elbo["k"],
-            "elbo": elbo["mean"],
-            "elbo_se": elbo["stderr"],
+            "n": res.n,
+            "k_max": res.k_max,
         }
-        for k in ks:
-            iw = res.estimate("iwae", k)
-            row[f"iwae_{k}"] = iw["mean"] if iw else math.nan
-            row[f"iwae_{k}_se"] = iw["stderr"] if iw else math.nan
-        for k in ks:
-            row[f"gap_{k}"], row[f"gap_{k}_se"] = gap(res, k) if k in res.ks else (math.nan,) * 2
-        ess, khat = res.estimate("ess"), res.estimate(f"khat_above_{KHAT_BAD}")
-        row["ess"] = ess["mean"] if ess else math.nan
-        row[f"khat_above_{KHAT_BAD}"] = khat["mean"] if khat else math.nan
+        for c in columns:
+            row[c.key], se = c.value(res)
+            if c.with_se:
+                row[f"{c.key}_se"] = se
         rows.append(row)
     return rows
 
 
 def _pm(row: dict, key: str) -> str:
-    mean, se = row[key], row[f"{key}_se"]
+    mean, se = row.get(key, math.nan), row.get(f"{key}_se", math.nan)
     if math.isnan(mean):
         return ""
     return f"{mean:.2f}" if math.isnan(se) else f"{mean:.2f} ± {se:.2f}"
 
 
+def _ks_in(row: Mapping[str, Any], name: str) -> list[int]:
+    """The K of the ``name_K`` columns of a comparison row."""
+    tails = [c[len(name) + 1 :] for c in row if c.startswith(f"{name}_")]
+    return [int(t) for t in tails if t.isdigit()]
+
+
 def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """A markdown table: mean ± standard error in one cell, K_max in the ESS header."""
-    ks = [int(c[5:]) for c in rows[0] if c.startswith("iwae_") and not c.endswith("_se")]
+    """A markdown table: mean ± standard error in one cell, K_max in the ELBO and ESS headers."""
     k_max = {r["k_max"] for r in rows}
     at = f" (K={k_max.pop()})" if len(k_max) == 1 else " (K_max)"
-    head = ["run", "guide", "objective", "likelihood", "N", f"ELBO{at}"]
-    head += [f"IWAE_{k}" for k in ks] + [f"gap_{k}" for k in ks if k > 1]
-    head += [f"ESS{at}", f"k-hat > {KHAT_BAD}"]
+    ks = {e.name: _ks_in(rows[0], e.name) for e in ESTIMATORS.values() if e.per_k}
+    columns = [c for c in _columns(ks, at) if c.header is not None]
+    head = ["run", "guide", "objective", "likelihood", "N"] + [c.header for c in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 4 + "---:|" * (len(head) - 4)]
     for r in rows:
-        khat = r[f"khat_above_{KHAT_BAD}"]
-        cells = [r["run"], r["guide"], r["objective"], r["likelihood"], str(r["n"]), _pm(r, "elbo")]
-        cells += [_pm(r, f"iwae_{k}") for k in ks] + [_pm(r, f"gap_{k}") for k in ks if k > 1]
-        cells += [
-            "" if math.isnan(r["ess"]) else f"{r['ess']:.1f}",
-            "" if math.isnan(khat) else f"{100 * khat:.1f}%",
-        ]
+        cells = [r["run"], r["guide"], r["objective"], r["likelihood"], str(r["n"])]
+        for c in columns:
+            mean = r.get(c.key, math.nan)
+            plain = "" if math.isnan(mean) else c.fmt.format(mean)
+            cells.append(_pm(r, c.key) if c.with_se else plain)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
