@@ -6,6 +6,7 @@ A run dir holds ``recipe.toml`` (the resolved recipe), ``checkpoint.pt``, ``metr
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,27 +84,9 @@ def train_recipe(
         load_weights(out / CHECKPOINT, model, guide)
     if world.is_main:
         config.save(recipe, out / RECIPE)
-    t = recipe.train
-    result = fit(
-        model,
-        guide,
-        data,
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        lr=t.lr,
-        seed=t.seed,
-        device=device,
-        loss=loss,
-        run_dir=out,
-        resume=resume,
-        max_steps=t.max_steps,
-        checkpoint_every=t.checkpoint_every,
-        checkpoint_steps=t.checkpoint_steps,
-        eval_batch_size=t.eval_batch_size,
-        progress=progress,
-        world=world,
-        noise=t.noise,
-    )
+    # every train.* key is a keyword of fit
+    train = {**dataclasses.asdict(recipe.train), "device": device, "progress": progress}
+    result = fit(model, guide, data, **train, loss=loss, run_dir=out, resume=resume, world=world)
     return Run(out, recipe, model, guide, data, device), result
 
 
