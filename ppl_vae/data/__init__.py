@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..model.checks import DataError
+from ..errors import DataError
 from ..options import checked_lookup
 from ..registry import lookup
 from .larochelle import load_larochelle
