@@ -1,15 +1,33 @@
-"""The speed suite runs from its one command (small sizes here; figures come from a full run)."""
+"""The speed suite runs from its one command (small sizes here; figures come from a full run).
+
+The run itself takes one to two minutes on two cores, so it is behind the ``slow`` marker
+(``python -m pytest -m slow``); the default suite imports every benchmark script, which is what
+a change to the library most often breaks.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+@pytest.mark.parametrize("script", sorted(BENCHMARKS.glob("*.py")), ids=lambda p: p.stem)
+def test_every_benchmark_script_imports(script, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # they import their shared helper module
+    spec = importlib.util.spec_from_file_location(f"benchmark_{script.stem}", script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up
+    spec.loader.exec_module(module)  # defines its functions; main() runs only as __main__
+
+
+@pytest.mark.slow
 def test_run_all_quick_writes_every_report(tmp_path, data_root):
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--out", str(tmp_path)],

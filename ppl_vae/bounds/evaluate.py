@@ -21,7 +21,7 @@ from ..distributed import SINGLE, World, all_gather
 from ..errors import InputError
 from ..model.checks import checked_once
 from ..registry import lookup
-from ..rng import derive_seed
+from ..rng import derive_seed, forked_rng
 from .log_weights import iter_log_weights
 from .per_point import Bounds
 from .registry import ESTIMATORS
@@ -109,15 +109,13 @@ def evaluate(
     if chunk_size is None:
         chunk_size = auto_chunk(batch_size, x.device)
     parts = {}
-    devices = [x.device.index or 0] if x.device.type == "cuda" else []
     with checked_once(model, x):
         starts = range(0, x.shape[0], batch_size)[world.rank :: world.size]
         for start in tqdm(starts, desc="evaluate", disable=not (progress and world.is_main)):
             xb = x[start : start + batch_size]
             stream = BatchStream(ks, chosen, xb.shape[0], x.device)
-            with torch.random.fork_rng(devices=devices):
-                b_seed = batch_seed(seed, offset + start)
-                torch.manual_seed(b_seed)
+            b_seed = batch_seed(seed, offset + start)
+            with forked_rng(x.device, b_seed):
                 for chunk in iter_log_weights(model, guide, xb, ks[-1], chunk_size):
                     stream.add(chunk)
                 parts[start] = stream.result(model, guide, xb, chunk_size, b_seed)

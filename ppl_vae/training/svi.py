@@ -20,6 +20,7 @@ from ..layout import CHECKPOINT, METRICS, SUMMARY
 from ..model.checks import DataError, checked_once
 from ..objectives.tracing import settle_plate_nesting
 from ..registry import lookup
+from ..rng import forked_rng
 from ..storage import remove_temporaries, write_json
 from .checkpoint import load_training
 from .loop import Loop, Schedule, TrainingDiverged
@@ -58,8 +59,7 @@ def estimate_elbo(
     """
     loss = Trace_ELBO()
     total = 0.0
-    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with forked_rng(x.device, seed):
         for i in range(0, len(x), batch_size):
             total += loss.loss(model, guide, x[i : i + batch_size])
     return -total / len(x)
