@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: in notebooks too, without ipywidgets
 
 from ..distributed import SINGLE, World, all_gather
 from ..errors import InputError

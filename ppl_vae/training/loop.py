@@ -22,7 +22,7 @@ from typing import Any
 import pyro
 import torch
 from pyro.infer import SVI
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: in notebooks too, without ipywidgets
 
 from ..data import Splits
 from ..distributed import SINGLE, World, all_gather, all_reduce_sum, barrier
