@@ -1,9 +1,12 @@
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from ppl_vae.data import MissingDataError, load_data
+from ppl_vae.data.root import data_root as find_root  # not the data_root fixture
 from ppl_vae.model.checks import DataError
 from ppl_vae.registry import UnknownNameError
 
@@ -102,3 +105,40 @@ def test_linear_gaussian_dataset_has_truth():
     s = load_data("linear_gaussian", n_train=100, valid_size=10, n_test=20, x_dim=5)
     assert s.train.shape == (100, 5) and s.test.shape == (20, 5)
     assert s.truth.W.shape == (5, 2)
+
+
+def test_relative_env_root_stays_the_same_folder_after_a_chdir(tmp_path, monkeypatch):
+    (tmp_path / "here" / "rel").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    monkeypatch.setenv("PPL_VAE_DATA", "rel")
+    first = find_root()
+    assert first == tmp_path / "here" / "rel"
+    # Written back absolute, so that a chdir and child processes see the same folder.
+    assert os.environ["PPL_VAE_DATA"] == str(first)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert find_root() == first
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.environ['PPL_VAE_DATA'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stdout.strip() == str(first)
+
+
+def test_relative_env_root_falls_back_to_the_shell_folder(tmp_path, monkeypatch):
+    # A Jupyter kernel runs in notebooks/ but inherits the variable, and $PWD, from the shell.
+    (tmp_path / "repo" / "data").mkdir(parents=True)
+    (tmp_path / "repo" / "notebooks").mkdir()
+    monkeypatch.setenv("PWD", str(tmp_path / "repo"))
+    monkeypatch.chdir(tmp_path / "repo" / "notebooks")
+    monkeypatch.setenv("PPL_VAE_DATA", "data")
+    assert find_root() == tmp_path / "repo" / "data"
+    # A folder of that name where the process runs wins, as for any relative path.
+    (tmp_path / "repo" / "notebooks" / "data").mkdir()
+    monkeypatch.setenv("PPL_VAE_DATA", "data")
+    assert find_root() == tmp_path / "repo" / "notebooks" / "data"
+    # Neither there: the working directory, so that the error names the folder looked in.
+    monkeypatch.setenv("PPL_VAE_DATA", "missing")
+    assert find_root() == tmp_path / "repo" / "notebooks" / "missing"

@@ -89,8 +89,9 @@ def _mnist_like(name: str):
     return load
 
 
-def _larochelle(root: Path, valid_size: int = LAROCHELLE_VALID) -> Splits:
-    """The published train/valid/test split; ``valid_size`` may only repeat its size."""
+def _larochelle(root: Path, valid_size: int = LAROCHELLE_VALID, download: bool = False) -> Splits:
+    """The published train/valid/test split; ``valid_size`` may only repeat its size. With
+    ``download``, a missing file is built from the original files (checked by SHA-256)."""
     # The split is part of the benchmark (results are comparable only on it), so another size
     # is refused rather than ignored, and before any file is read.
     if valid_size != LAROCHELLE_VALID:
@@ -100,7 +101,7 @@ def _larochelle(root: Path, valid_size: int = LAROCHELLE_VALID) -> Splits:
             f"got {valid_size}. For another split use data.name = 'mnist' with "
             f"data.binarize = 'static'."
         )
-    s = load_larochelle(root)
+    s = load_larochelle(root, download)
     return Splits(s["train"], s["valid"], s["test"], (1, 28, 28), binarize="static")
 
 
