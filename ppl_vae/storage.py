@@ -1,8 +1,10 @@
 """Files that must survive crashes: atomic writes and checkpoints that hold only tensors.
 
 Every write goes to a temporary file in the same folder, is fsynced, then renamed over the
-target with ``os.replace``; a crash or a full disk leaves the previous file intact. Checkpoints
-are read with ``torch.load(weights_only=True)``, so a file holding pickled objects is refused.
+target with ``os.replace``; a crash or a full disk leaves the previous file intact. The file
+gets the permissions ``open`` would give it (0666 less the umask), not the temporary file's
+0600. Checkpoints are read with ``torch.load(weights_only=True)``, so a file holding pickled
+objects is refused.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ def atomic_write(path: str | Path, data: bytes) -> None:
 
 
 def commit(tmp: str | Path, path: str | Path) -> None:
-    """Makes the finished file ``tmp`` durable (fsync), renames it over ``path`` in one step
-    (``os.replace``; same folder), then asks for the rename to be made durable too."""
+    """Gives the finished file ``tmp`` the umask's permissions, makes it durable (fsync), renames
+    it over ``path`` in one step (``os.replace``; same folder), then asks for the rename to be
+    made durable too."""
+    set_default_mode(tmp)  # mkstemp made it 0600: readable by its owner only
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -67,6 +71,28 @@ def commit(tmp: str | Path, path: str | Path) -> None:
             os.close(dir_fd)
     except OSError:
         pass
+
+
+def set_default_mode(path: str | Path) -> None:
+    """Gives ``path`` the permissions a plain ``open(path, "w")`` would: 0666 less the umask."""
+    try:
+        os.chmod(path, 0o666 & ~umask())
+    except OSError:  # a file system without POSIX modes: the write matters more than its mode
+        pass
+
+
+def umask() -> int:
+    """The process's umask, read from /proc where it can be without setting it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    # os.umask can only be read by setting it; set it straight back
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _write(f: io.BufferedWriter, data: bytes) -> None:

@@ -2,7 +2,8 @@
 
 A recipe names everything one experiment needs (data, model, guide, objective, training).
 ``load(path, overrides)`` reads a TOML file, applies ``--set`` style overrides and checks every
-key and the type of every value, naming the key and the file when one is wrong.
+key and the type of every value, naming the key and the file (or the ``--set`` override that
+set it) when one is wrong.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import tomli_w
 
 from ..errors import RecipeError, RunDirError
-from ..layout import RECIPE
+from ..layout import CHECKPOINT, RECIPE
 from ..options import check_value
 from ..registry import did_you_mean
 
@@ -98,32 +99,53 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def _build(cls: type, table: dict[str, Any], prefix: str, source: str) -> Any:
-    """The dataclass ``cls`` from a TOML table: every key known, every value of its type."""
+def _build(
+    cls: type,
+    table: dict[str, Any],
+    prefix: str,
+    source: str,
+    origins: dict[tuple[str, ...], str] | None = None,
+) -> Any:
+    """The dataclass ``cls`` from a TOML table: every key known, every value of its type.
+
+    ``origins`` maps the key paths that overrides set (or created) to the ``--set`` that did,
+    so that an error in one names that override rather than ``source``, the file."""
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in table.items():
         full = f"{prefix}{key}"
+        where = _origin(full, origins or {}, source)
         if key not in hints:
             raise RecipeError(
-                f"{source}: unknown key '{full}'.{did_you_mean(key, names, prefix)} Valid keys "
+                f"{where}: unknown key '{full}'.{did_you_mean(key, names, prefix)} Valid keys "
                 f"here: {', '.join(names)}."
             )
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
             if not isinstance(value, dict):
-                raise RecipeError(f"{source}: key '{full}' must be a table, got {value!r}.")
-            kwargs[key] = _build(tp, value, f"{full}.", source)
+                raise RecipeError(f"{where}: key '{full}' must be a table, got {value!r}.")
+            kwargs[key] = _build(tp, value, f"{full}.", source, origins)
         else:
-            kwargs[key] = check_value(value, tp, full, source)
+            kwargs[key] = check_value(value, tp, full, where)
     return cls(**kwargs)
+
+
+def _origin(full: str, origins: dict[tuple[str, ...], str], source: str) -> str:
+    """Who set the key ``full``: the ``--set`` that set it or a table above it, else ``source``."""
+    path = tuple(full.split("."))
+    for n in range(len(path), 0, -1):
+        if path[:n] in origins:
+            return origins[path[:n]]
+    return source
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Splits ``"a.b=value"`` into ``(["a", "b"], value)``; the value is read as TOML."""
     if "=" not in text:
-        raise RecipeError(f"override {text!r} must look like key=value, e.g. train.epochs=5.")
+        raise RecipeError(
+            f"--set {text}: an override must look like key=value, e.g. train.epochs=5."
+        )
     key, raw = text.split("=", 1)
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
@@ -133,17 +155,24 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def from_dict(table: dict[str, Any], overrides: list[str] = (), source: str = "<dict>") -> Recipe:
-    """Builds a checked Recipe from a nested dict plus ``a.b=value`` overrides."""
+    """Builds a checked Recipe from a nested dict plus ``a.b=value`` overrides; an error names
+    ``source`` for a key of ``table`` and ``--set a.b=value`` for a key an override set."""
     table = _deep_copy(table)
+    origins: dict[tuple[str, ...], str] = {}
     for text in overrides:
         path, value = parse_override(text)
+        by = f"--set {text}"
         node = table
-        for part in path[:-1]:
+        for n, part in enumerate(path[:-1], 1):
+            if part not in node:
+                origins[tuple(path[:n])] = by  # a table this override created
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise RecipeError(f"override {text!r}: '{part}' is not a table.")
+                raise RecipeError(f"{by}: '{'.'.join(path[:n])}' is not a table.")
         node[path[-1]] = value
-    return _build(Recipe, table, "", source)
+        origins = {k: v for k, v in origins.items() if k[: len(path)] != tuple(path)}
+        origins[tuple(path)] = by
+    return _build(Recipe, table, "", source, origins)
 
 
 def load(path: str | Path, overrides: list[str] = ()) -> Recipe:
@@ -175,8 +204,25 @@ def _deep_copy(table: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
-    """The resolved recipe of the run dir ``path``, with optional overrides."""
+    """The resolved recipe of the run dir ``path``, with optional overrides. A path that is not
+    a run dir raises RunDirError saying what it is: missing, a file, or a run that ``fit``
+    wrote from Python (weights but no recipe), which only Python can rebuild."""
     path = Path(path)
     if not (path / RECIPE).is_file():
+        if not path.exists():
+            raise RunDirError(
+                f"{path} does not exist; give a run dir written by ppl-vae train "
+                f"(runs/<recipe name> by default)."
+            )
+        if not path.is_dir():
+            raise RunDirError(f"{path} is a file, not a run dir (a folder with a {RECIPE}).")
+        if (path / CHECKPOINT).is_file():
+            raise RunDirError(
+                f"{path} was written by ppl_vae.fit from Python, without a recipe, so ppl-vae "
+                f"cannot rebuild its model and guide: evaluate it from Python with "
+                f"ppl_vae.bounds.evaluate(model, guide, x) after loading its weights "
+                f"(ppl_vae.training.checkpoint.load_weights('{path / CHECKPOINT}', model, "
+                f"guide))."
+            )
         raise RunDirError(f"{path} is not a run dir: it has no {RECIPE}.")
     return load(path / RECIPE, overrides)
