@@ -75,14 +75,31 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _resumable_recipe(run: Path, overrides: list[str]):
+    """The recipe of the run dir to resume, or an error that names the command that works."""
+    from .errors import RunDirError
+    from .layout import CHECKPOINT
+    from .runs.recipe import load_recipe
+
+    try:
+        return load_recipe(run, overrides)
+    except RunDirError as e:
+        if (run / CHECKPOINT).is_file():
+            raise  # a run fit() wrote from Python: load_recipe's message says what to do
+        fix = " --overwrite" if run.is_dir() and any(run.iterdir()) else ""
+        raise RunDirError(
+            f"cannot resume: {e} Start a run there with: ppl-vae train RECIPE --out {run}{fix}"
+        ) from None
+
+
 def _train(a: argparse.Namespace) -> int:
     from .errors import RecipeError
-    from .runs.recipe import load, load_recipe  # no torch: a wrong recipe is refused at once
+    from .runs.recipe import load  # no torch: a wrong recipe is refused at once
 
     if a.device:
         a.overrides.append(f"train.device={a.device}")
     if a.resume:
-        recipe, out = load_recipe(a.resume, a.overrides), a.resume
+        recipe, out = _resumable_recipe(Path(a.resume), a.overrides), a.resume
         source = str(Path(a.resume) / RECIPE)
     elif a.recipe:
         recipe, out, source = load(a.recipe, a.overrides), a.out, a.recipe

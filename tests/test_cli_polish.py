@@ -179,3 +179,13 @@ def test_written_files_follow_the_umask(tmp_path, mask):
         os.umask(old)
     mode = (tmp_path / "a.txt").stat().st_mode & 0o777
     assert mode == 0o666 & ~mask == (tmp_path / "plain.txt").stat().st_mode & 0o777
+
+
+def test_resume_of_a_folder_that_is_no_run_names_the_command_that_works(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["train", "--resume", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and f"ppl-vae train RECIPE --out {empty}" in err
+    assert main(["train", "--resume", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err

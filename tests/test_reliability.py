@@ -275,6 +275,15 @@ def test_second_ctrl_c_stops_at_once(tmp_path):
     assert at == 3  # the end of epoch 1, not 5
 
 
+def test_second_ctrl_c_says_what_is_on_disk(tmp_path):
+    on_disk = r"stopped at once after step 4; .*checkpoint\.pt holds step 3\. Continue with: "
+    with pytest.raises(KeyboardInterrupt, match=on_disk + r"ppl-vae train --resume"):
+        _train(tmp_path / "a", loss=InterruptAt(5, times=2), epochs=3)
+    with pytest.raises(KeyboardInterrupt, match=r"no checkpoint was written yet\. Start it again"):
+        _train(tmp_path / "b", loss=InterruptAt(2, times=2), epochs=3)
+    assert not (tmp_path / "b" / CHECKPOINT).exists()
+
+
 # --- Full disk --------------------------------------------------------------------------------
 
 

@@ -17,9 +17,10 @@ import torch
 from ..data import Splits
 from ..distributed import SINGLE, World, barrier, resolve_device
 from ..errors import RunDirError
-from ..layout import CHECKPOINT, RECIPE
+from ..layout import CHECKPOINT, METRICS, RECIPE, SUMMARY
 from ..model import VAE
 from ..training.checkpoint import load_weights
+from ..training.progress import say
 from ..training.svi import FitResult, fit
 from . import recipe as config
 from .build import build_data, build_loss, build_parts, check_recipe
@@ -40,13 +41,24 @@ class Run:
     device: torch.device = torch.device("cpu")
 
 
-def prepare_run_dir(out: Path, overwrite: bool = False, resume: bool = False) -> None:
-    """Refuses to reuse an existing run dir unless ``overwrite`` or ``resume`` is set."""
+def prepare_run_dir(out: Path, overwrite: bool = False, resume: bool = False) -> bool:
+    """Readies ``out`` for training; returns whether training continues from its checkpoint.
+
+    It refuses a run dir that holds training results unless ``overwrite`` (which empties it) or
+    ``resume`` is set. A run dir holding only its ``recipe.toml`` never reached a checkpoint (it
+    was interrupted, or its data were missing): a new run may take it over, and ``resume``
+    restarts it from the start (False is returned). ``resume`` of a folder with neither file
+    raises RunDirError naming the command that starts the run.
+    """
     if resume:
-        if not (out / CHECKPOINT).is_file():
-            raise RunDirError(f"cannot resume: {out} has no {CHECKPOINT}; train without --resume.")
-        return
-    if out.exists() and any(out.iterdir()):
+        if (out / CHECKPOINT).is_file():
+            return True
+        if not (out / RECIPE).is_file():
+            raise _not_resumable(out)
+        for name in (METRICS, SUMMARY):  # of a run that restarts: it writes its own
+            (out / name).unlink(missing_ok=True)
+        return False
+    if out.exists() and any(p.name != RECIPE for p in out.iterdir()):
         if not overwrite:
             raise RunDirError(
                 f"run dir {out} exists already; pass --resume to continue it, --overwrite to "
@@ -54,6 +66,20 @@ def prepare_run_dir(out: Path, overwrite: bool = False, resume: bool = False) ->
             )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def _not_resumable(out: Path) -> RunDirError:
+    """The error for ``resume`` of a folder that holds no run: it names the command that works."""
+    start = f"ppl-vae train RECIPE --out {out}"
+    if not out.exists():
+        return RunDirError(f"cannot resume: {out} does not exist; start the run with: {start}")
+    if any(out.iterdir()):
+        start += " --overwrite"  # what is there is not a run, and would block a new one
+    return RunDirError(
+        f"cannot resume: {out} has no {CHECKPOINT} and no {RECIPE}, so no run was started "
+        f"there; start it with: {start}"
+    )
 
 
 def train_recipe(
@@ -67,23 +93,36 @@ def train_recipe(
     world: World = SINGLE,
 ) -> tuple[Run, FitResult]:
     """Trains a recipe into ``out`` (default ``runs/<recipe.name>``); with ``resume``, continues
-    the run in ``out`` from its checkpoint (load its recipe with ``load_recipe(out)``).
-    ``source`` names the recipe's file in error messages. Under torchrun, pass
+    the run in ``out`` from its checkpoint (load its recipe with ``load_recipe(out)``), or
+    restarts it if it has none yet. ``source`` names the recipe's file in error messages. With
+    ``progress``, says on stderr what it does (see ``fit``). Under torchrun, pass
     ``world = ppl_vae.distributed.init()``: every rank trains, rank 0 writes the run dir."""
     out = Path(out) if out is not None else Path("runs") / recipe.name
     check_recipe(recipe, source)
     device = resolve_device(recipe.train.device, world)  # once; fit takes it as it is
+    show = progress and world.is_main
+    asked = resume
     if world.is_main:
-        prepare_run_dir(out, overwrite, resume)
+        resume = prepare_run_dir(out, overwrite, resume)
+        if not resume:  # now, before the slow part: a Ctrl-C from here on leaves a run that
+            config.save(recipe, out / RECIPE)  # --resume can restart
     barrier(world)
-    data = build_data(recipe, data_dir)
-    pyro.set_rng_seed(recipe.train.seed)  # the initial weights too come from the recipe's seed
-    model, guide = build_parts(recipe, data)
-    loss = build_loss(recipe)
+    resume = resume and (out / CHECKPOINT).is_file()  # what rank 0 found, on the other ranks
+    if asked and not resume:
+        say(f"{out} has no {CHECKPOINT} yet: training it from the start, with its {RECIPE}", show)
+    try:
+        data = build_data(recipe, data_dir)
+        pyro.set_rng_seed(recipe.train.seed)  # the initial weights too come from its seed
+        model, guide = build_parts(recipe, data)
+        loss = build_loss(recipe)
+    except KeyboardInterrupt:  # before fit, which defers Ctrl-C to the end of a step
+        raise KeyboardInterrupt(
+            f"interrupted before training began; start it again with: ppl-vae train --resume {out}"
+        ) from None
     if resume:  # refuse a mismatched recipe before it replaces the run's own
         load_weights(out / CHECKPOINT, model, guide)
-    if world.is_main:
-        config.save(recipe, out / RECIPE)
+        if world.is_main:
+            config.save(recipe, out / RECIPE)
     # every train.* key is a keyword of fit
     train = {**dataclasses.asdict(recipe.train), "device": device, "progress": progress}
     result = fit(model, guide, data, **train, loss=loss, run_dir=out, resume=resume, world=world)

@@ -26,7 +26,7 @@ import dataclasses
 import random
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,10 +161,12 @@ def _mismatch(path: str | Path) -> Iterator[None]:
 class DeferredInterrupt:
     """Inside the block, a first Ctrl-C (SIGINT) only sets ``pending``; the training loop checks
     it between SVI steps, writes a checkpoint and raises KeyboardInterrupt, so the checkpoint
-    holds the state after a whole step. A second Ctrl-C interrupts at once. Outside the main
-    thread, where Python delivers no signals, it does nothing."""
+    holds the state after a whole step. A second Ctrl-C interrupts at once, with the message
+    that ``describe()`` returns (what is on disk, say). Outside the main thread, where Python
+    delivers no signals, it does nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, describe: Callable[[], str] | None = None) -> None:
+        self.describe = describe
         self.pending = False
         self._installed = False
         self._previous: Any = None
@@ -178,7 +180,7 @@ class DeferredInterrupt:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.pending:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(*([self.describe()] if self.describe else []))
         self.pending = True
 
     def __exit__(self, *exc: Any) -> None:

@@ -10,8 +10,6 @@ never overwritten.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import math
 import time
 from collections.abc import Callable
@@ -22,14 +20,13 @@ from typing import Any
 import pyro
 import torch
 from pyro.infer import SVI
-from tqdm import tqdm  # the text bar: in notebooks too, without ipywidgets
 
 from ..data import Splits
 from ..distributed import SINGLE, World, all_gather, all_reduce_sum, barrier
 from ..errors import TrainingDiverged
 from ..layout import CHECKPOINT, METRICS
-from ..storage import write_text
 from .checkpoint import DeferredInterrupt, Position, rng_state, save_training
+from .progress import Progress, resume_line, write_metrics
 
 Row = dict[str, float]
 
@@ -92,7 +89,8 @@ class Loop:
         self.pos = Position()
         self.history: list[Row] = []
         self.saved: tuple[int, int, int] | None = None  # (epoch, batch, step) on disk
-        self.interrupt = DeferredInterrupt()
+        self.restored = False
+        self.interrupt = DeferredInterrupt(self.stopped_at_once)
 
     @property
     def saved_step(self) -> int | None:
@@ -102,6 +100,7 @@ class Loop:
         """Continues from a loaded checkpoint's position and metrics history."""
         self.pos, self.history = position, history
         self.saved = (position.epoch, position.batch, position.step)
+        self.restored = True
 
     def done(self) -> bool:
         return self.schedule.done(self.pos)
@@ -115,16 +114,32 @@ class Loop:
         evaluate: Callable[[], Row] | None = None,
     ) -> None:
         """Trains until the schedule is done. Each epoch's row holds what ``begin_epoch(epoch)``
-        returned before the epoch (e.g. a KL weight) and ``evaluate()`` after it."""
-        while not self.done():
-            logged = begin_epoch(self.pos.epoch) if begin_epoch is not None else {}
-            finished = self.epoch(svi, batch_size, progress)
-            row = self.row(logged)
-            if evaluate is not None:
-                row.update(evaluate())
-            self.end_epoch(row, finished)
+        returned before the epoch (e.g. a KL weight) and ``evaluate()`` after it. With
+        ``progress``, rank 0 shows a bar and a line per epoch on stderr (and, after a resume,
+        where it picked up)."""
+        epochs, batches = self.schedule.epochs, self.batches_per_epoch(batch_size)
+        shown = Progress(progress and self.world.is_main, epochs, batches, self.schedule.max_steps)
+        if self.restored:
+            shown.say(resume_line(self.run_dir, self.pos, epochs, batches))
+        shown.open(self.pos)
+        try:
+            while not self.done():
+                logged = begin_epoch(self.pos.epoch) if begin_epoch is not None else {}
+                finished = self.epoch(svi, batch_size, shown)
+                row = self.row(logged)
+                if evaluate is not None:
+                    row.update(evaluate())
+                shown.end_epoch(row, finished)
+                self.end_epoch(row, finished)
+        finally:
+            shown.close()
 
-    def epoch(self, svi: SVI, batch_size: int, progress: bool) -> bool:
+    def batches_per_epoch(self, batch_size: int) -> int:
+        """SVI steps in an epoch: a last global batch too small for every rank is dropped."""
+        n, size = len(self.data.train), batch_size * self.world.size
+        return n // size + int(n % size >= self.world.size)
+
+    def epoch(self, svi: SVI, batch_size: int, shown: Progress) -> bool:
         """Runs the rest of the current epoch; False if ``max_steps`` cut it short."""
         pos = self.pos
         if pos.epoch_rng is None:
@@ -136,24 +151,22 @@ class Loop:
         world, size = self.world, batch_size * self.world.size
         starts = range(pos.seen, len(x), size)  # from the first data point not yet seen
         t0 = time.perf_counter() - pos.seconds
-        show = progress and world.is_main
-        with tqdm(starts, desc=f"epoch {pos.epoch + 1}", disable=not show, leave=False) as bar:
-            for i in bar:
-                if self.schedule.out_of_steps(pos):
-                    return False
-                batch = perm[i : i + size]
-                if len(batch) < world.size:
-                    break  # a last global batch too small to give every rank a point
-                idx = batch.tensor_split(world.size)[world.rank]
-                loss = self.step(svi, x[idx], idx)
-                pos.batch, pos.step = pos.batch + 1, pos.step + 1
-                pos.total, pos.seen = pos.total + loss, pos.seen + len(batch)
-                pos.seconds = time.perf_counter() - t0
-                if pos.step % 20 == 0:
-                    bar.set_postfix(elbo=f"{-pos.total / pos.seen:.2f}")
-                if self.schedule.save_after_step(pos) and i + size < len(x):
-                    self.save()  # at the epoch's last step, end_epoch saves instead
-                self.check_interrupt()
+        shown.begin_epoch(pos.epoch)
+        for i in starts:
+            if self.schedule.out_of_steps(pos):
+                return False
+            batch = perm[i : i + size]
+            if len(batch) < world.size:
+                break  # a last global batch too small to give every rank a point
+            idx = batch.tensor_split(world.size)[world.rank]
+            loss = self.step(svi, x[idx], idx)
+            pos.batch, pos.step = pos.batch + 1, pos.step + 1
+            pos.total, pos.seen = pos.total + loss, pos.seen + len(batch)
+            pos.seconds = time.perf_counter() - t0
+            shown.stepped(pos)
+            if self.schedule.save_after_step(pos) and i + size < len(x):
+                self.save()  # at the epoch's last step, end_epoch saves instead
+            self.check_interrupt()
         return True
 
     def end_epoch(self, row: Row, finished: bool) -> None:
@@ -253,12 +266,16 @@ class Loop:
             f"Continue with: ppl-vae train --resume {self.run_dir}"
         )
 
-
-def write_metrics(path: Path, history: list[Row]) -> None:
-    """Atomically writes the metrics history as CSV, one row per epoch."""
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    w.writerows(history)
-    write_text(path, buf.getvalue())
+    def stopped_at_once(self) -> str:
+        """What a second Ctrl-C, which stops without saving, leaves on disk."""
+        if self.run_dir is None:
+            return f"stopped at once after step {self.pos.step}; nothing saved."
+        kept = (
+            f"{self.run_dir / CHECKPOINT} holds step {self.saved_step}. Continue with"
+            if self.saved_step is not None
+            else "no checkpoint was written yet. Start it again with"
+        )
+        return (
+            f"stopped at once after step {self.pos.step}; {kept}: "
+            f"ppl-vae train --resume {self.run_dir}"
+        )

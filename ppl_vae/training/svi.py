@@ -101,6 +101,8 @@ def fit(
         max_steps: stop after this many SVI steps in all (0: no limit).
         checkpoint_every: save a checkpoint every this many epochs, and always at the end.
         checkpoint_steps: also save one every this many SVI steps (0: off).
+        progress: show, on stderr, a bar over the run ("epoch 3/10"), a line per epoch (ELBOs,
+            logged values, seconds) and, on resume, where it picks up; False prints nothing.
         world: this process's place under torchrun (``ppl_vae.distributed.init()``). Each of
             the W ranks takes ``batch_size`` points of every global batch of W * batch_size,
             gradients are summed over the ranks before each step, the reported ELBO covers all
