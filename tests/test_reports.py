@@ -17,7 +17,13 @@ from ppl_vae.bounds import evaluate
 from ppl_vae.cli import main
 from ppl_vae.reports import comparison_table, from_bounds, to_markdown
 from ppl_vae.reports.anomaly import auroc, read_scores, separation, write_scores
-from ppl_vae.reports.pictures import interpolations, latent_2d, reconstructions
+from ppl_vae.reports.pictures import (
+    interpolations,
+    latent_2d,
+    prior_samples,
+    reconstructions,
+    show_grid,
+)
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 KS = [1, 10, 50]
@@ -279,9 +285,15 @@ def test_sample_writes_pictures(mnist_run, tmp_path, capsys):
         "training_curves",
     }
     tile = 28 + 2  # each image plus its padding
-    assert _png(out / "samples.png") == (4 * tile + 2,) * 2  # 16 samples, 4 per row
-    assert _png(out / "reconstructions.png") == (8 * tile + 2, 2 * tile + 2)  # 8 in, 8 out
-    assert _png(out / "interpolations.png") == (10 * tile + 2, 8 * tile + 2)  # 8 pairs x 10
+    grids = {
+        "samples": (4 * tile + 2,) * 2,  # 16 samples, 4 per row
+        "reconstructions": (8 * tile + 2, 2 * tile + 2),  # 8 in, 8 out
+        "interpolations": (10 * tile + 2, 8 * tile + 2),  # 8 pairs x 10
+    }
+    for name, (w, h) in grids.items():
+        width, height = _png(out / f"{name}.png")
+        # The grid enlarged by a whole factor of 2 to 4, plus a title and labels around it.
+        assert 2 * w <= width <= 4 * w + 200 and 2 * h + 20 <= height <= 4 * h + 100, name
     for name in ("latent", "training_curves"):
         assert min(_png(out / f"{name}.png")) > 200
 
@@ -301,6 +313,24 @@ def test_grids_put_the_inputs_where_they_belong(mnist_run):
     grid = interpolations(run.model, run.guide, x[:2], x[2:4], steps=5)
     torch.testing.assert_close(tile(grid, 1, 0), x[1].reshape(28, 28))
     torch.testing.assert_close(tile(grid, 1, 6), x[3].reshape(28, 28))
+    assert prior_samples(run.model, 16).shape == (3, 4 * 30 + 2, 4 * 30 + 2)  # 4 per row
+
+
+def test_pictures_say_what_their_rows_and_columns_are(mnist_run):
+    from ppl_vae import load_run
+
+    run = load_run(mnist_run)
+    x = run.data.test[:4]
+    grid = reconstructions(run.model, run.guide, x, nrow=2)
+    fig = show_grid(grid, "recon", rows=["input", "reconstruction"] * 2, groups=2)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["input", "reconstruction"] * 2
+    centres = ax.get_yticks()  # the middle of each row of images
+    np.testing.assert_allclose(centres, [1 + 30 * (r + 0.5) for r in range(4)])
+    assert ax.get_title() == "recon"
+    cols = ["x_a", "t = 0", "t = 1", "x_b"]
+    fig = show_grid(interpolations(run.model, run.guide, x[:1], x[1:2], 2), "interp", cols=cols)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == cols
 
 
 def test_sample_refuses_vector_data(runs, capsys):
@@ -321,3 +351,23 @@ def test_evaluate_another_dataset_keeps_the_runs_own_results(mnist_run, capsys):
     fashion_labels = [9, 2, 1, 1, 6]  # the first FashionMNIST test labels
     assert [int(r["label"]) for r in rows[:5]] == fashion_labels
     capsys.readouterr()
+
+
+def test_labels_and_legends_do_not_repeat_themselves():
+    from ppl_vae.reports import RunResult
+    from ppl_vae.reports.plots import plot_training_curves
+
+    label = lambda *parts: RunResult(*parts, estimates=[]).label
+    assert label("diagonal", "diagonal", "elbo", "bernoulli") == "diagonal (elbo, bernoulli)"
+    assert label("mnist_z20", "diagonal", "elbo", "bernoulli") == (
+        "mnist_z20 (diagonal, elbo, bernoulli)"
+    )
+    assert label("exact posterior", "exact", "-", "gaussian") == "exact posterior (gaussian)"
+    assert label("quickstart", "?", "?", "?") == "quickstart"
+    # 8 runs of 3 epochs: one legend entry per line style and one per run, integer epochs.
+    rows = [{"epoch": float(e), "train_elbo": -e, "valid_elbo": -e - 1.0} for e in (1, 2, 3)]
+    fig = plot_training_curves({f"run {i}": rows for i in range(8)})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "validation"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [f"run {i}" for i in range(8)]
+    assert all(t == int(t) for t in ax.get_xticks())

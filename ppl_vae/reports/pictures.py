@@ -4,10 +4,13 @@ Images are the likelihood's mean E[x | z] (pixel probabilities for Bernoulli pix
 the model's ``image_shape`` and laid out with ``torchvision.utils.make_grid`` (torchvision is
 imported when a picture is made). Latent codes are
 the guide's mean E_q[z | x] where its distribution has one, else one sample of site ``"z"``.
+``write_pictures`` draws the grids as matplotlib figures, enlarged, with a title and row or
+column labels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +107,6 @@ def write_pictures(
 ) -> dict[str, Path]:
     """Writes ``samples.png``, ``reconstructions.png``, ``interpolations.png`` (from the first
     images of ``x``) and ``latent.png`` (all of ``x``, coloured by ``labels``) into ``out_dir``."""
-    from torchvision.utils import save_image
-
     from .plots import plot_latent
 
     if len(x) < 2:
@@ -113,13 +114,61 @@ def write_pictures(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"{k}.png" for k in ("samples", "reconstructions", "interpolations")}
-    save_image(prior_samples(model, n, seed), paths["samples"])
-    save_image(reconstructions(model, guide, x[: min(n // 2, len(x))]), paths["reconstructions"])
-    pairs = min(8, len(x) // 2)
-    save_image(
-        interpolations(model, guide, x[:pairs], x[pairs : 2 * pairs]), paths["interpolations"]
-    )
+    grid = prior_samples(model, n, seed)
+    show_grid(grid, "Samples from the prior: E[x | z], z ~ p(z)", paths["samples"])
+    k = max(1, min(n // 2, len(x)))
+    nrow = min(8, k)  # whole rows only, so that each row of inputs sits above its own outputs
+    grid = reconstructions(model, guide, x[: k - k % nrow], nrow)
+    rows = ["input", "reconstruction"] * (k // nrow)
+    title = "Test images (input) and their reconstructions E[x | E_q[z|x]]"
+    show_grid(grid, title, paths["reconstructions"], rows=rows, groups=2)
+    pairs, steps = min(8, len(x) // 2), 8
+    grid = interpolations(model, guide, x[:pairs], x[pairs : 2 * pairs], steps)
+    ts = [f"{t:.2g}" for t in torch.linspace(0, 1, steps).tolist()]
+    cols = ["x_a", "t = 0", *ts[1:-1], "t = 1", "x_b"]
+    title = "Interpolations: E[x | z], z = (1 - t) E_q[z|x_a] + t E_q[z|x_b]"
+    show_grid(grid, title, paths["interpolations"], cols=cols)
     z2, names = latent_2d(guide, x)
     paths["latent"] = out / "latent.png"
     plot_latent(z2, None if labels is None else labels[: len(x)].cpu(), paths["latent"], names)
     return paths
+
+
+def show_grid(
+    grid: torch.Tensor,
+    title: str,
+    path: str | Path | None = None,
+    rows: Sequence[str] = (),
+    cols: Sequence[str] = (),
+    groups: int = 0,
+    dpi: int = 100,
+):
+    """A grid ``[3, H, W]`` (from ``make_grid``, padding 2) as a figure: enlarged by a whole
+    factor, under ``title``, with ``rows`` labelled on the left, ``cols`` on top and, with
+    ``groups``, a line after every ``groups`` rows. Returns the figure; writes it to ``path``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    _, h, w = grid.shape
+    # A whole factor keeps every pixel square and sharp; about 600 pixels across at most.
+    scale = max(2, min(4, 600 // w))
+    fig = Figure(figsize=(w * scale / dpi, h * scale / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest", vmin=0, vmax=1)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    # make_grid: cell i spans pixels [cell * i, cell * (i + 1)) after 2 pixels of padding
+    row, col = (h - 2) / max(len(rows), 1), (w - 2) / max(len(cols), 1)
+    ax.set_yticks([row * (i + 0.5) + 1 for i in range(len(rows))], rows)
+    ax.set_xticks([col * (i + 0.5) + 1 for i in range(len(cols))], cols)
+    ax.tick_params(length=0, bottom=False, labeltop=True, labelbottom=False)
+    for r in range(groups, len(rows), groups or 1):
+        # on the 2 pixels of padding between groups, so that the images stay whole
+        ax.axhline(row * r + 0.5, color="C0", lw=2 * scale * 72 / dpi)
+    ax.set_title(title, fontsize="medium")
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # "tight" widens the canvas to hold the labels outside the image, keeping its scale
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.1)
+    return fig

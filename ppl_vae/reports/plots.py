@@ -3,44 +3,27 @@
 Every function returns a ``matplotlib.figure.Figure`` (shown inline by Jupyter) and, given
 ``path``, also writes it as a PNG. Figures are made without ``pyplot``, so nothing here touches
 the global backend or keeps figures alive; matplotlib is imported only when a figure is drawn.
+The helpers they share, and the k-hat panels, are in ``figures``.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..bounds.estimators import KHAT_BAD
 from ..bounds.registry import ESTIMATORS
 from ..bounds.spec import Estimator
-from ..errors import InputError
 from ..layout import TRAINING_CURVES
+from .figures import KHAT_OK, figure, finish, k_axis, legend_below, plot_khat
 from .tables import RunResult, gap
 
-KHAT_OK = 0.5  # Vehtari et al. (2024): below 0.5 the importance-sampling estimate is reliable
-
-
-def _figure(nrows: int = 1, ncols: int = 1, width: float = 6.0, height: float = 4.0):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(nrows, ncols, squeeze=False)
-
-
-def _finish(fig, path: str | Path | None):
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=90)
-    return fig
-
+__all__ = ["KHAT_OK", "plot_bound_vs_k", "plot_gap", "plot_khat", "plot_latent", "plot_scores"]
+__all__ += ["plot_training_curves", "write_figures"]
 
 # How the bound-vs-K figure draws the registered estimators of log p(x): a per-K one as a line
 # with markers, one at K_max as a horizontal line; the names go into the panel's title.
@@ -68,7 +51,7 @@ def plot_bound_vs_k(
     black. Right: the gap IWAE_K - ELBO, whose error bars are the standard error of the
     per-data-point difference: it cancels the spread of log p(x) across data points, which
     dominates the left bars."""
-    fig, ((ax, gap_ax),) = _figure(1, 2, width=5.0)
+    fig, ((ax, gap_ax),) = figure(1, 2, width=5.0)
     drawn = _bounds_drawn()
     for i, res in enumerate(results):
         labelled = False
@@ -99,57 +82,18 @@ def plot_bound_vs_k(
     if exact is not None:
         ax.axhline(exact, color="black", ls=":", label="exact log p(x)")
     for a in (ax, gap_ax):
-        a.set_xscale("log")
-        a.set_xlabel("K (importance samples)")
+        k_axis(a, sorted({k for res in results for k in res.ks}))
     ax.set_ylabel("nats per data point")
     ax.set_title(", ".join(f"{e.title}{'_K' if e.per_k else ''} ({n})" for e, _, n in drawn))
     gap_ax.set_ylabel("nats per data point")
     gap_ax.set_title("IWAE_K - ELBO" + (" (dotted: log p(x) - ELBO)" if exact is not None else ""))
-    fig.legend(
-        loc="outside lower center",
-        ncols=min(len(results) + (exact is not None), 3),
-        fontsize="small",
-    )
-    return _finish(fig, path)
-
-
-def plot_khat(results: Sequence[RunResult], path: str | Path | None = None):
-    """Per run, a histogram of PSIS k-hat over data points and arviz's k-hat plot by data point,
-    both with the thresholds 0.5 and 0.7 marked."""
-    import arviz as az
-
-    runs = [r for r in results if r.per_datapoint is not None and "khat" in r.per_datapoint]
-    if not runs:
-        raise InputError("no run has per-data-point k-hat; evaluate with a K >= 21 and k-hat on.")
-    fig, axes = _figure(len(runs), 2, width=5.0, height=3.2)
-    for (hist, scatter), res in zip(axes, runs, strict=True):
-        khat = res.per_datapoint["khat"]
-        hist.hist(khat.values, bins=40, color="C0")
-        for line, style in ((KHAT_OK, "--"), (KHAT_BAD, "-")):
-            hist.axvline(line, color="C3", ls=style, label=f"k-hat = {line}")
-        hist.set_xlabel("PSIS k-hat")
-        hist.set_ylabel("data points")
-        hist.set_title(res.label, fontsize="small")
-        hist.legend(fontsize="small")
-        elpd = az.ELPDData(data=[khat, KHAT_BAD], index=["pareto_k", "good_k"])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # matplotlib deprecations raised inside arviz
-            az.plot_khat(
-                elpd,
-                ax=scatter,
-                show_hlines=True,
-                show_bins=True,
-                markersize=12,
-                textsize=9,
-                hlines_kwargs={"hlines": [KHAT_OK, KHAT_BAD, 1.0], "color": "C3", "zorder": 1},
-            )
-        scatter.set_title(f"k-hat by data point (K={res.estimate('elbo')['k']})", fontsize="small")
-    return _finish(fig, path)
+    legend_below(fig)
+    return finish(fig, path)
 
 
 def plot_gap(results: Sequence[RunResult], path: str | Path | None = None):
     """Scatter of the per-data-point gap IWAE_Kmax - ELBO against the data point's ELBO."""
-    fig, ((ax,),) = _figure()
+    fig, ((ax,),) = figure()
     for i, res in enumerate(results):
         ds = res.per_datapoint
         if ds is None:
@@ -162,18 +106,22 @@ def plot_gap(results: Sequence[RunResult], path: str | Path | None = None):
     ax.set_xlabel("ELBO of the data point (nats)")
     ax.set_ylabel("IWAE_K - ELBO (nats)")
     ax.set_title("Per-data-point gap between IWAE and ELBO")
-    ax.legend(fontsize="small", markerscale=3)
-    return _finish(fig, path)
+    legend_below(fig, markerscale=3)
+    return finish(fig, path)
 
 
 def plot_training_curves(
     curves: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path | None = None
 ):
     """Train (solid) and validation (dashed) ELBO per epoch, from rows of ``metrics.csv``
-    keyed by run label."""
-    fig, ((ax,),) = _figure()
-    for i, (label, rows) in enumerate(curves.items()):
-        for key, style, marker in (("train_elbo", "-", "o"), ("valid_elbo", "--", "s")):
+    keyed by run label: one colour per run, named below the axes when there are several."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ((ax,),) = figure()
+    styles = (("train_elbo", "-", "o", "train"), ("valid_elbo", "--", "s", "validation"))
+    for i, rows in enumerate(curves.values()):
+        for key, style, marker, _ in styles:
             pts = [(r["epoch"], r[key]) for r in rows if key in r]
             if pts:
                 ax.plot(
@@ -182,13 +130,26 @@ def plot_training_curves(
                     marker=marker,
                     color=f"C{i}",
                     fillstyle="none" if marker == "s" else "full",
-                    label=f"{key.split('_')[0]}: {label}",
                 )
+    # One entry per line style and one per run, not one per line: 2 + n entries, not 2n.
+    kinds = [Line2D([], [], color="0.3", ls=st, marker=m, label=name) for _, st, m, name in styles]
+    for h in kinds[1:]:
+        h.set_fillstyle("none")
+    ax.legend(handles=kinds, fontsize="small")
+    epochs = sorted({r["epoch"] for rows in curves.values() for r in rows})
+    if len(epochs) <= 12:  # every epoch a tick, as a whole number (a lone epoch included)
+        ax.set_xticks(epochs, [f"{e:g}" for e in epochs])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("ELBO (nats per data point)")
-    ax.set_title("Training curves")
-    ax.legend(fontsize="small")
-    return _finish(fig, path)
+    if len(curves) == 1:
+        ax.set_title(f"Training curves: {next(iter(curves))}")
+    else:
+        ax.set_title("Training curves")
+        runs = [Line2D([], [], color=f"C{i}", lw=3, label=lab) for i, lab in enumerate(curves)]
+        legend_below(fig, handles=runs)
+    return finish(fig, path)
 
 
 def plot_latent(
@@ -199,7 +160,7 @@ def plot_latent(
 ):
     """Scatter of 2-D latent codes ``[N, 2]``, coloured by class label when given."""
     z2 = np.asarray(z2)
-    fig, ((ax,),) = _figure(width=5.5, height=5.0)
+    fig, ((ax,),) = figure(width=5.5, height=5.0)
     if labels is None:
         ax.scatter(z2[:, 0], z2[:, 1], s=4, alpha=0.6)
     else:
@@ -207,11 +168,12 @@ def plot_latent(
         for c in np.unique(labels):
             m = labels == c
             ax.scatter(z2[m, 0], z2[m, 1], s=4, alpha=0.6, label=str(c))
-        ax.legend(title="label", fontsize="small", markerscale=3, loc="best")
+        # beside the axes: inside, ten classes cover a corner of the codes
+        fig.legend(title="label", fontsize="small", markerscale=3, loc="outside right upper")
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
     ax.set_title("Latent codes of test images")
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def plot_scores(
@@ -221,7 +183,7 @@ def plot_scores(
     xlabel: str = "IWAE log p(x) (nats)",
 ):
     """Overlaid histograms of per-data-point scores (e.g. IWAE log p(x)) keyed by dataset."""
-    fig, ((ax,),) = _figure()
+    fig, ((ax,),) = figure()
     values = {k: np.asarray(v, dtype=float) for k, v in scores.items()}
     lo = min(v.min() for v in values.values())
     hi = max(v.max() for v in values.values())
@@ -232,7 +194,7 @@ def plot_scores(
     ax.set_ylabel("data points")
     ax.set_title(title)
     ax.legend(fontsize="small")
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def write_figures(results: Sequence[RunResult], out_dir: str | Path) -> dict[str, Path]:

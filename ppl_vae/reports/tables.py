@@ -55,7 +55,12 @@ class RunResult:
 
     @property
     def label(self) -> str:
-        return f"{self.name} ({self.guide}, {self.objective}, {self.likelihood})"
+        """The run's name, then in brackets its guide, objective and likelihood, less those
+        the name already says and those unknown ("?", "-"): "diagonal (elbo, bernoulli)"."""
+        words = set(self.name.replace("_", " ").replace("-", " ").split()) | {self.name}
+        parts = [p for p in (self.guide, self.objective, self.likelihood) if p not in words]
+        parts = [p for p in parts if p not in ("?", "-", "")]
+        return f"{self.name} ({', '.join(parts)})" if parts else self.name
 
     @property
     def n(self) -> int:
