@@ -138,7 +138,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         type=int,
         nargs="+",
         default=None,
-        help="numbers of importance samples K (default: 1 10 100 1000, about a minute for "
+        help="numbers of importance samples K (default: 1 10 100 1000, about two minutes for "
         "10,000 MNIST images on two cores; Burda et al.'s protocol adds 5000, five times longer)",
     )
     p.add_argument(
