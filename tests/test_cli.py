@@ -4,25 +4,14 @@ import csv
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from _smoke import MODELS, SMOKE
 
 from ppl_vae import load_run
 from ppl_vae.cli import main
 from ppl_vae.runs import recipe as config
-
-MODELS = Path(__file__).resolve().parents[1] / "models"
-SMOKE = [
-    "--set",
-    "train.max_steps=3",
-    "--set",
-    "data.subset=200",
-    "--set",
-    "train.batch_size=50",
-    "--no-progress",
-]
 
 
 @pytest.mark.parametrize("recipe", sorted(MODELS.glob("*.toml")), ids=lambda p: p.stem)

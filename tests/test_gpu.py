@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from _smoke import MODELS, SMOKE
 
 from ppl_vae import LinearGaussian, build_guide, build_model, fit, load_run
 from ppl_vae.bounds import evaluate, log_weights
 from ppl_vae.cli import main
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
-SMOKE = [
-    "--set",
-    "train.max_steps=3",
-    "--set",
-    "data.subset=200",
-    "--set",
-    "train.batch_size=50",
-    "--no-progress",
-]
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 
 

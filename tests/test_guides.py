@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import pyro
 import pyro.poutine as poutine
 import pytest
 import torch
+from _smoke import MODELS, SMOKE
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import Adam
 from torch.distributions import MultivariateNormal, TransformedDistribution
@@ -335,17 +335,6 @@ def test_elbo_gap_on_a_correlated_posterior(name, linear_gaussian):
 
 
 # --- Swapping guides: by name on the CLI, and as an object written by hand ----------------
-
-MODELS = Path(__file__).resolve().parents[1] / "models"
-SMOKE = [
-    "--set",
-    "train.max_steps=3",
-    "--set",
-    "data.subset=200",
-    "--set",
-    "train.batch_size=50",
-    "--no-progress",
-]
 
 
 def test_set_guide_name_and_options_on_the_cli(tmp_path, capsys):
