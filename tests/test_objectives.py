@@ -407,7 +407,7 @@ def test_free_bits_take_the_kl_estimate_of_the_objective_they_wrap():
 def test_options_are_the_builders_keywords_and_the_wrappers():
     assert objective_options("miwae") == ("M", *WRAPPER_OPTIONS)
     assert objective_options("elbo") == WRAPPER_OPTIONS
-    with pytest.raises(ObjectiveError, match="its options are: alpha, kl_warmup_epochs, kl_st"):
+    with pytest.raises(ObjectiveError, match="its options: .alpha., .kl_warmup_epochs., .kl_st"):
         build_objective("renyi", alpha=0.5, beta=1)
 
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from typing import Any
 
 from pyro.infer import ELBO, RenyiELBO, Trace_ELBO
 
+from ..options import check_options, parameters
 from ..registry import lookup
 from .analytic import AnalyticKL_ELBO
 from .annealing import KLWarmup, LatentScale, warmup_weight
@@ -103,14 +105,15 @@ def objective_options(name: str) -> tuple[str, ...]:
     return tuple(p for p in params if p != "num_particles") + WRAPPER_OPTIONS
 
 
-def _build(name: str, builder: Callable, num_particles: int, options: dict) -> ELBO:
-    unknown = sorted(set(options) - set(inspect.signature(builder).parameters))
-    if unknown:
-        raise ObjectiveError(
-            f"objective '{name}' has no option {', '.join(map(repr, unknown))}; its options are: "
-            f"{', '.join(objective_options(name))}."
-        )
-    return builder(num_particles=num_particles, **options)
+def wrapper_option_types() -> dict[str, Any]:
+    """``WRAPPER_OPTIONS`` as ``{name: annotation}``, read from ``build_objective``'s signature:
+    the options every objective takes, for the option checker."""
+    types = parameters(build_objective, keyword_only=True)
+    return {name: types.get(name, Any) for name in WRAPPER_OPTIONS}
+
+
+# objective.num_particles is a key of its own, not an entry of objective.options
+RESERVED = {"num_particles": "objective.num_particles"}
 
 
 def build_objective(
@@ -140,9 +143,18 @@ def build_objective(
             f"objective.num_particles must be an integer >= 1, got {num_particles!r}."
         )
     builder = lookup(OBJECTIVES, name, "objective")
+    check_options(
+        builder,
+        options,
+        key="objective.options",
+        owner=f"objective {name!r}",
+        reserved=RESERVED,
+        extra=wrapper_option_types(),
+        error=ObjectiveError,
+    )
     if kl_start and not kl_warmup_epochs:
         raise ObjectiveError("kl_start only applies with kl_warmup_epochs >= 1; set both.")
-    loss = _build(name, builder, num_particles, options)
+    loss = builder(num_particles=num_particles, **options)
     if free_bits:
         if kl_estimate_of(loss) is None:
             raise ObjectiveError(
@@ -171,6 +183,7 @@ __all__ = [
     "ParticleObjective",
     "Particles",
     "build_objective",
+    "wrapper_option_types",
     "kl_estimate_of",
     "objective_options",
     "warmup_weight",

@@ -7,7 +7,6 @@ that a typo fails in a second, not after the data have loaded or a first epoch h
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -17,14 +16,14 @@ from ..guides import GUIDES, build_guide
 from ..guides import RESERVED as GUIDE_RESERVED
 from ..model import ACTIVATIONS, LIKELIHOODS, VAE, build_model
 from ..model.likelihoods import RESERVED as LIKELIHOOD_RESERVED
-from ..objectives import OBJECTIVES, WRAPPER_OPTIONS, build_objective
-from ..options import checked_lookup, parameters
+from ..objectives import OBJECTIVES, build_objective, wrapper_option_types
+from ..objectives import RESERVED as OBJECTIVE_RESERVED
+from ..options import checked_lookup
 from ..registry import lookup
 from ..training.noise import NOISES
 from .recipe import Recipe
 
 # Set by objective.num_particles, not by objective.options.
-OBJECTIVE_RESERVED = {"num_particles": "objective.num_particles"}
 
 
 def build_data(recipe: Recipe, data_dir: str | Path | None = None) -> Splits:
@@ -87,18 +86,11 @@ def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
             o.options,
             "objective.options",
             OBJECTIVE_RESERVED,
-            objective_wrapper_options(),
+            wrapper_option_types(),
         ),
     ]
     for registry, name, what, options, key, reserved, extra in tables:
         checked_lookup(registry, name, what, options, key, source, reserved, extra)
-
-
-def objective_wrapper_options() -> dict[str, Any]:
-    """The options ``build_objective`` adds to every objective (``WRAPPER_OPTIONS``: KL
-    warm-up, free bits), as ``{name: annotation}`` read from its signature."""
-    types = parameters(build_objective, keyword_only=True)
-    return {name: types.get(name, Any) for name in WRAPPER_OPTIONS}
 
 
 def build_loss(recipe: Recipe):

@@ -14,7 +14,7 @@ from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.util import is_validation_enabled
 
 from ..data import Splits
-from ..distributed import SINGLE, World, broadcast_parameters, device_for, resolve_device
+from ..distributed import SINGLE, World, broadcast_parameters, resolve_device
 from ..errors import InputError
 from ..layout import CHECKPOINT, METRICS, SUMMARY
 from ..model.checks import DataError, checked_once
@@ -129,7 +129,7 @@ def fit(
         resume=resume,
         run_dir=run_dir,
     )
-    dev = device_for(world, resolve_device(device))
+    dev = resolve_device(device, world)  # a name, or the device train_recipe resolved
     model.to(dev)
     guide.to(dev)
     data = _as_splits(data).to(dev)
