@@ -6,12 +6,14 @@ that a typo fails in a second, not after the data have loaded or a first epoch h
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from ..data import BINARIZATIONS, DATASETS, Splits, load_data
 from ..data import RESERVED as DATA_RESERVED
+from ..errors import RecipeError
 from ..guides import GUIDES, build_guide
 from ..guides import RESERVED as GUIDE_RESERVED
 from ..model import ACTIVATIONS, LIKELIHOODS, VAE, build_model
@@ -23,8 +25,6 @@ from ..registry import lookup
 from ..training.noise import NOISES
 from .recipe import Recipe
 
-# Set by objective.num_particles, not by objective.options.
-
 
 def build_data(recipe: Recipe, data_dir: str | Path | None = None) -> Splits:
     """Loads the recipe's dataset."""
@@ -32,9 +32,20 @@ def build_data(recipe: Recipe, data_dir: str | Path | None = None) -> Splits:
     return load_data(d.name, data_dir, d.binarize, d.subset, d.valid_size, **d.options)
 
 
-def build_parts(recipe: Recipe, data: Splits) -> tuple[VAE, torch.nn.Module]:
-    """Builds the model and guide a recipe names, sized for ``data``."""
+def build_parts(recipe: Recipe, data: Splits) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Builds the model and guide a recipe names (``model.name`` in ``MODEL_KINDS``), sized for
+    ``data``."""
+    return lookup(MODEL_KINDS, recipe.model.name, "model")(recipe, data)
+
+
+def _vae_parts(recipe: Recipe, data: Splits) -> tuple[VAE, torch.nn.Module]:
+    """The VAE p(z) p(x|z) and a guide from ``GUIDES``; it takes no ``model.options``."""
     m, g = recipe.model, recipe.guide
+    if m.options:
+        raise RecipeError(
+            f"model.options: the 'vae' model takes no options, got {sorted(m.options)}; its "
+            f"settings are model.z_dim, model.likelihood and model.decoder."
+        )
     model = build_model(
         m.z_dim,
         data.x_dim,
@@ -58,6 +69,13 @@ def build_parts(recipe: Recipe, data: Splits) -> tuple[VAE, torch.nn.Module]:
     return model, guide
 
 
+# model.name -> a builder (recipe, data) -> (model, guide). A model kind that needs other parts
+# (several stochastic layers, a label, a conditioning input) adds one line here.
+MODEL_KINDS: dict[str, Callable[[Recipe, Splits], tuple[torch.nn.Module, torch.nn.Module]]] = {
+    "vae": _vae_parts,
+}
+
+
 def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
     """Checks every name a recipe uses and its option tables before any data are loaded: a
     wrong one raises UnknownNameError (with the closest name) or RecipeError (key and file).
@@ -65,6 +83,7 @@ def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
     d, m, g, o = recipe.data, recipe.model, recipe.guide, recipe.objective
     lookup({b: b for b in BINARIZATIONS}, d.binarize, "binarization")
     lookup(NOISES, recipe.train.noise, "train.noise")
+    lookup(MODEL_KINDS, m.name, "model")
     for net in (m.decoder, g.encoder):
         lookup(ACTIVATIONS, net.activation, "activation")
     tables = [

@@ -45,12 +45,15 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The Pyro model p(z) p(x|z): latent size, likelihood and decoder."""
+    """The Pyro model: its kind (``MODEL_KINDS`` in ``ppl_vae.runs.build``; ``"vae"`` is
+    p(z) p(x|z)), latent size, likelihood, decoder, and options of that kind."""
 
+    name: str = "vae"
     z_dim: int = 20
     likelihood: str = "bernoulli"
     likelihood_options: dict[str, Any] = field(default_factory=dict)
     decoder: NetConfig = field(default_factory=NetConfig)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
