@@ -29,9 +29,11 @@ _EXPORTS = {
     "LinearGaussian": ("data", "LinearGaussian"),
     "Recipe": ("runs.recipe", "Recipe"),
     "Splits": ("data", "Splits"),
+    "bdmc_run": ("runs.bdmc", "bdmc_run"),
     "build_guide": ("guides", "build_guide"),
     "build_model": ("model", "build_model"),
     "build_objective": ("objectives", "build_objective"),
+    "diagnose": ("reports.latent", "diagnose"),
     "evaluate_run": ("runs.evaluate", "evaluate_run"),
     "fit": ("training", "fit"),
     "load_data": ("data", "load_data"),
@@ -69,9 +71,11 @@ __all__ = [
     "LinearGaussian",
     "Recipe",
     "Splits",
+    "bdmc_run",
     "build_guide",
     "build_model",
     "build_objective",
+    "diagnose",
     "evaluate_run",
     "fit",
     "load_data",
@@ -85,6 +89,8 @@ if TYPE_CHECKING:
     from .guides import GUIDES, AmortizedGuide, build_guide
     from .model import LIKELIHOODS, VAE, build_model
     from .objectives import OBJECTIVES, build_objective
+    from .reports.latent import diagnose
+    from .runs.bdmc import bdmc_run
     from .runs.evaluate import evaluate_run
     from .runs.recipe import Recipe
     from .runs.recipe import load as load_recipe_file

@@ -186,6 +186,21 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         help="score another dataset (same binarization), e.g. fashion_mnist for anomaly scores",
     )
     p.add_argument("--out", help="where results go (default: RUN, or RUN/eval_<dataset>)")
+    p.add_argument(
+        "--ais-steps",
+        type=int,
+        help="add annealed importance sampling with T annealing steps (HMC; slow: T x 10 "
+        "gradients per chain and image)",
+    )
+    p.add_argument("--ais-chains", type=int, default=16, help="AIS chains per image (default: 16)")
+
+
+def _ais_options(a: argparse.Namespace, show: bool) -> dict | None:
+    """``evaluate``'s estimator options from ``--ais-steps`` and ``--ais-chains``; AIS shows
+    its own bar (its batches take minutes) when ``show``."""
+    if a.ais_steps is None:
+        return None
+    return {"ais": {"num_steps": a.ais_steps, "num_chains": a.ais_chains, "progress": show}}
 
 
 def _evaluate(a: argparse.Namespace) -> int:
@@ -216,6 +231,7 @@ def _evaluate(a: argparse.Namespace) -> int:
         per_datapoint=a.per_datapoint,
         progress=not a.no_progress,
         world=world,
+        options=_ais_options(a, not a.no_progress and world.is_main),
     )
     if not world.is_main:
         return 0
@@ -277,9 +293,16 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda[:i] or auto (default: cpu)")
     p.add_argument("--data-dir", help="data root (default: $PPL_VAE_DATA, else ./data)")
+    p.add_argument(
+        "--label",
+        type=int,
+        help="runs with labels (m2, conditional): samples of this class, beside the analogies "
+        "figure (one style z, every class y)",
+    )
 
 
 def _sample(a: argparse.Namespace) -> int:
+    from .reports.label_pictures import check_label, write_completions, write_label_pictures
     from .reports.pictures import write_pictures
     from .reports.plots import plot_training_curves
     from .reports.tables import read_metrics
@@ -288,10 +311,126 @@ def _sample(a: argparse.Namespace) -> int:
     run = load_run(a.run, a.data_dir, a.device)
     out = Path(a.out or pictures_dir(run.path))
     x = run.data.split(a.split)[: a.subset or None]
-    paths = write_pictures(run.model, run.guide, x, out, run.data.labels.get(a.split), a.n, a.seed)
+    labels = run.data.labels.get(a.split)
+    check_label(run.model, a.label)  # --label on an unconditional run: a clear error
+    if hasattr(run.model, "complete"):  # image completion (cvae)
+        paths = write_completions(run.model, x, run.data.cond[a.split], out, 8, a.seed)
+    elif hasattr(run.model, "analogies"):  # a model with labels (m2, conditional)
+        paths = write_label_pictures(run.model, run.guide, x, out, labels, a.label, a.n, a.seed)
+    else:
+        paths = write_pictures(run.model, run.guide, x, out, labels, a.n, a.seed)
     paths["training_curves"] = out / TRAINING_CURVES
     plot_training_curves({run.path.name: read_metrics(run.path)}, paths["training_curves"])
     print(json.dumps({k: str(v) for k, v in paths.items()}))
+    return 0
+
+
+def _bdmc_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="a run dir written by ppl-vae train")
+    p.add_argument(
+        "--n",
+        "--points",
+        dest="n",
+        type=int,
+        default=100,
+        help="points simulated from the model (default: 100; --points under torchrun, whose "
+        "own options --n... would take --n)",
+    )
+    p.add_argument(
+        "--steps", type=int, nargs="+", default=[100], help="annealing steps T, one or more"
+    )
+    p.add_argument("--chains", type=int, default=16, help="AIS chains per point (default: 16)")
+    p.add_argument("--leapfrog", type=int, default=10, help="leapfrog steps per HMC move (10)")
+    p.add_argument("--start", default="q", choices=["q", "prior"], help="start: guide or prior")
+    p.add_argument("--batch-size", type=int, default=100, help="points per batch (default: 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulation and the chains")
+    p.add_argument("--device", default="cpu", help="cpu, cuda[:i] or auto (default: cpu)")
+    p.add_argument("--data-dir", help="data root (default: $PPL_VAE_DATA, else ./data)")
+    p.add_argument("--out", help="where bdmc.json and bdmc.png go (default: RUN)")
+    p.add_argument("--json", action="store_true", help="print bdmc.json instead of a table")
+    p.add_argument(
+        "--no-progress", action="store_true", help="print nothing while it runs, only the results"
+    )
+
+
+def _bdmc(a: argparse.Namespace) -> int:
+    from .runs.recipe import load_recipe
+
+    load_recipe(a.run)
+    _starting(a, f"loading the model of {a.run} ...")
+    from . import distributed
+    from .runs.bdmc import bdmc_run
+
+    world = distributed.init(a.device)
+    out = bdmc_run(
+        a.run,
+        a.n,
+        a.steps,
+        num_chains=a.chains,
+        num_leapfrog=a.leapfrog,
+        start=a.start,
+        batch_size=a.batch_size,
+        seed=a.seed,
+        device=a.device,
+        data_dir=a.data_dir,
+        out=a.out,
+        progress=not a.no_progress,
+        world=world,
+    )
+    if not world.is_main:
+        return 0
+    if a.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print("| T | lower | upper | upper - lower | seconds |\n|---|---|---|---|---|")
+    for r in out["results"]:
+        print(
+            f"| {r['steps']} | {r['lower_mean']:.2f} ± {r['lower_stderr']:.2f} | "
+            f"{r['upper_mean']:.2f} ± {r['upper_stderr']:.2f} | "
+            f"{r['gap_mean']:.3f} ± {r['gap_stderr']:.3f} | {r['seconds']:.1f} |"
+        )
+    return 0
+
+
+def _diagnose_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="a run dir written by ppl-vae train")
+    p.add_argument("--split", default="test", choices=SPLITS, help="data to diagnose (test)")
+    p.add_argument("--subset", type=int, default=0, help="the first N points only (0: all)")
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        default=100,
+        help="guide samples per point where a mean or KL has no closed form (default: 100)",
+    )
+    p.add_argument("--no-pictures", action="store_true", help="write diagnostics.json only")
+    p.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo parts (0)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda[:i] or auto (default: cpu)")
+    p.add_argument("--data-dir", help="data root (default: $PPL_VAE_DATA, else ./data)")
+    p.add_argument("--out", help="where diagnostics.json and pictures/ go (default: RUN)")
+    p.add_argument("--json", action="store_true", help="print diagnostics.json")
+
+
+def _diagnose(a: argparse.Namespace) -> int:
+    from .reports.latent import diagnose_run, summary_line
+
+    doc = diagnose_run(
+        a.run,
+        split=a.split,
+        subset=a.subset,
+        num_samples=a.num_samples,
+        pictures=not a.no_pictures,
+        device=a.device,
+        data_dir=a.data_dir,
+        out=a.out,
+        seed=a.seed,
+    )
+    if a.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(summary_line(doc))
+    for note in doc["notes"]:
+        print(f"note: {note}")
+    print(json.dumps(doc.get("pictures", {})))
     return 0
 
 
@@ -300,6 +439,8 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "evaluate": (_evaluate_args, _evaluate, "bound log p(x) of a run: ELBO, IWAE_K, ESS, k-hat"),
     "compare": (_compare_args, _compare, "tables and figures comparing evaluated runs"),
     "sample": (_sample_args, _sample, "pictures of a run: samples, reconstructions, latents"),
+    "bdmc": (_bdmc_args, _bdmc, "BDMC sandwich of log p(x) on data simulated from a run's model"),
+    "diagnose": (_diagnose_args, _diagnose, "the latent space of a run: active units, KL, MI"),
 }
 
 

@@ -8,7 +8,10 @@ A run dir ``runs/<name>/`` holds
 - ``eval.json`` (for machines) and ``eval.nc`` (an arviz netCDF, for notebooks): the bounds
   that ``ppl-vae evaluate`` wrote; ``scores.csv``: per-data-point scores;
 - ``eval_<dataset>/``: the same evaluation files for another dataset scored by this run's model;
-- ``pictures/``: samples, reconstructions, interpolations, latent codes, training curves.
+- ``pictures/``: samples, reconstructions, interpolations, latent codes, training curves;
+  ``ppl-vae diagnose`` adds traversals, clusters and the KL per unit;
+- ``diagnostics.json``: what ``ppl-vae diagnose`` measured in the latent space;
+- ``bdmc.json`` and ``bdmc.png``: ``ppl-vae bdmc``'s sandwich on data simulated from the model.
 
 ``ppl-vae compare`` writes ``compare.md`` and ``compare.csv`` (and figures) into its own folder.
 """
@@ -28,6 +31,12 @@ PICTURES = "pictures"
 COMPARE_MD = "compare.md"
 COMPARE_CSV = "compare.csv"
 TRAINING_CURVES = "training_curves.png"
+DIAGNOSTICS = "diagnostics.json"  # ppl-vae diagnose: the latent space (reports.latent)
+TRAVERSALS_PNG = "traversals.png"  # these three go into pictures/
+CLUSTERS_PNG = "clusters.png"
+KL_UNITS_PNG = "kl_units.png"
+BDMC_JSON = "bdmc.json"  # ppl-vae bdmc: forward/reverse AIS on simulated data (runs.bdmc)
+BDMC_PNG = "bdmc.png"
 
 
 def eval_dir(run_dir: str | Path, dataset: str | None = None) -> Path:

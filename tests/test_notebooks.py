@@ -19,6 +19,7 @@ def test_there_are_notebooks():
         "01_quickstart",
         "02_bound_comparison",
         "03_custom_guide",
+        "04_semi_supervised",
     ]
 
 

@@ -3,11 +3,15 @@
 >>> log_w = log_weights(model, guide, x, num_particles=100, chunk_size=25)   # [100, N]
 >>> iwae(log_w), elbo(log_w), ess(log_w), psis_khat(log_w)                    # each [N]
 >>> evaluate(model, guide, x, ks=[1, 10, 100, 1000, 5000])                   # streamed
+>>> ais(model, guide, x, num_steps=1000).log_p                                # annealed (AIS)
+>>> x, z = simulate(model, 100); bdmc(model, guide, x, z).gap                 # BDMC sandwich
 
 ``ESTIMATORS`` lists what ``evaluate`` computes and the results files and tables show; an
 ``Estimator`` entry added with ``register`` appears in all of them (see ``registry.py``).
 """
 
+from .ais import AISResult, ais
+from .bdmc import BDMCResult, bdmc
 from .estimators import KHAT_BAD, MIN_KHAT_PARTICLES, elbo, ess, iwae, mean_and_stderr, psis_khat
 from .evaluate import DEFAULT_KS, auto_chunk, batch_seed, evaluate
 from .log_weights import iter_log_weights, log_weights
@@ -20,9 +24,12 @@ from .results import (
     write_results,
     write_scores,
 )
+from .simulate import simulate
 from .spec import Estimator, Summary
 
 __all__ = [
+    "AISResult",
+    "BDMCResult",
     "DEFAULT_KS",
     "ESTIMATORS",
     "KHAT_BAD",
@@ -30,8 +37,10 @@ __all__ = [
     "Bounds",
     "Estimator",
     "Summary",
+    "ais",
     "auto_chunk",
     "batch_seed",
+    "bdmc",
     "elbo",
     "ess",
     "evaluate",
@@ -43,6 +52,7 @@ __all__ = [
     "psis_khat",
     "read_inference_data",
     "register",
+    "simulate",
     "to_inference_data",
     "unregister",
     "write_results",

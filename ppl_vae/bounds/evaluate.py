@@ -12,7 +12,10 @@ batch's first index: results do not depend on which process or call evaluates a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 import torch
 from tqdm import tqdm  # the text bar: in notebooks too, without ipywidgets
@@ -24,7 +27,7 @@ from ..registry import lookup
 from ..rng import derive_seed, forked_rng
 from .log_weights import iter_log_weights
 from .per_point import Bounds
-from .registry import ESTIMATORS
+from .registry import ESTIMATORS, OPT_IN
 from .spec import Estimator
 from .stream import BatchStream
 
@@ -47,16 +50,24 @@ def batch_seed(seed: int, start: int) -> int:
     return derive_seed(seed, start)
 
 
-def select(names: Sequence[str] | None, khat: bool | None, k_max: int) -> list[Estimator]:
-    """The estimators to compute, in registry order: those named (None: every registered one),
-    k-hat added (``khat=True``) or dropped (False). One that needs more than ``k_max``
-    particles is an error if asked for by name (or ``khat=True``), else skipped."""
+def select(
+    names: Sequence[str] | None, khat: bool | None, k_max: int, opt_in: Sequence[str] = ()
+) -> list[Estimator]:
+    """The estimators to compute, in registry order: those named (None: every registered one
+    but the opt-in ones, ``registry.OPT_IN``, such as AIS), k-hat added (``khat=True``) or
+    dropped (False), those in ``opt_in`` (given options) added. One that needs more than
+    ``k_max`` particles is an error if asked for by name (or ``khat=True``), else skipped."""
     asked = set() if names is None else {lookup(ESTIMATORS, n, "estimator").name for n in names}
+    extra = {lookup(ESTIMATORS, n, "estimator").name for n in opt_in}
+    if names is not None:
+        asked |= extra
     if khat:
         asked.add("khat")
     chosen = []
     for e in ESTIMATORS.values():
         if (names is not None and e.name not in asked) or (khat is False and e.name == "khat"):
+            continue
+        if e.name in OPT_IN and e.name not in asked | extra:
             continue
         if k_max < e.min_particles:
             if e.name in asked:
@@ -74,6 +85,38 @@ def select(names: Sequence[str] | None, khat: bool | None, k_max: int) -> list[E
     return chosen
 
 
+def with_options(
+    chosen: list[Estimator], options: Mapping[str, Mapping[str, Any]] | None
+) -> list[Estimator]:
+    """``chosen`` with each ``options[name]`` bound into that estimator's ``source`` (only an
+    estimator that draws its own log weights takes options, e.g. AIS's ``num_steps``)."""
+    options = dict(options or {})
+    out = []
+    for e in chosen:
+        opts = options.pop(e.name, None)
+        if opts:
+            if e.source is None:
+                raise InputError(f"estimator {e.name!r} takes no options, got {dict(opts)}.")
+            e = replace(e, source=functools.partial(e.source, **opts))
+        out.append(e)
+    return out
+
+
+def _check_conditioning(chosen: list[Estimator], model: Callable, x, cond) -> None:
+    """Estimators that draw their own particles (``source``, e.g. AIS) see neither ``cond`` nor
+    a label summed out (M2): refused for such models rather than computed wrongly."""
+    summed = getattr(model, "summed_cond", None)
+    if cond is None and (summed is None or summed(x[:1]) is None):
+        return
+    for e in chosen:
+        if e.source is not None:
+            raise InputError(
+                f"{e.title} draws its own particles and does not take a conditioning input or "
+                f"a summed-out label; leave it out for this conditional model (the importance-"
+                f"sampling bounds, ELBO and IWAE_K, apply)."
+            )
+
+
 def evaluate(
     model: Callable,
     guide: Callable,
@@ -87,6 +130,8 @@ def evaluate(
     offset: int = 0,
     world: World = SINGLE,
     estimators: Sequence[str] | None = None,
+    cond: torch.Tensor | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Bounds:
     """ELBO, IWAE_K for every K in ``ks``, ESS and PSIS k-hat (every registered estimator, or
     those named in ``estimators``) for every row of ``x``.
@@ -99,12 +144,16 @@ def evaluate(
     ``offset`` is the dataset index of ``x[0]``: a shard evaluated with its offset (a multiple
     of ``batch_size``) gets exactly the values the whole dataset would. Under torchrun
     (``world``), rank r evaluates batches r, r + W, ... and every rank returns the gathered
-    result, equal to a single process's.
+    result, equal to a single process's. ``cond`` (one row per row of ``x``) is a conditional
+    model's conditioning input: the bounds are then on log p(x | cond) (see ``log_weights``).
+    ``options`` maps an estimator's name to the settings of its own draws and asks for it, e.g.
+    ``{"ais": {"num_steps": 1000, "num_chains": 16}}`` (see ``ppl_vae.bounds.ais``).
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise InputError(f"every K must be an integer >= 1, got {ks}.")
-    chosen = select(estimators, khat, ks[-1])
+    chosen = with_options(select(estimators, khat, ks[-1], options or ()), options)
+    _check_conditioning(chosen, model, x, cond)
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}.")
     if chunk_size is None:
@@ -117,7 +166,8 @@ def evaluate(
             stream = BatchStream(ks, chosen, xb.shape[0], x.device)
             b_seed = batch_seed(seed, offset + start)
             with forked_rng(x.device, b_seed):
-                for chunk in iter_log_weights(model, guide, xb, ks[-1], chunk_size):
+                cb = None if cond is None else cond[start : start + batch_size]
+                for chunk in iter_log_weights(model, guide, xb, ks[-1], chunk_size, cb):
                     stream.add(chunk)
                 parts[start] = stream.result(model, guide, xb, chunk_size, b_seed)
     merged = {}

@@ -14,6 +14,7 @@ scores.csv, ``gap_K`` = IWAE_K - ELBO in the tables) and for the k-hat figure.
 
 from __future__ import annotations
 
+from .ais_estimator import AIS
 from .estimators import KHAT_BAD, MIN_KHAT_PARTICLES, elbo, ess, iwae, psis_khat
 from .folds import RunningESS, RunningLogMeanExp, RunningMean
 from .spec import Estimator, Summary
@@ -36,8 +37,10 @@ KHAT = Estimator(
     summaries=(Summary(f"khat_above_{KHAT_BAD}", _above_bad, f"k-hat > {KHAT_BAD}"),),
 )
 
-BUILT_IN = (ELBO, IWAE, ESS, KHAT)
+BUILT_IN = (ELBO, IWAE, ESS, KHAT, AIS)
 ESTIMATORS: dict[str, Estimator] = {e.name: e for e in BUILT_IN}
+# Computed only when asked for by name or given options: they cost far more than the rest.
+OPT_IN = {"ais"}
 
 
 def _names(e: Estimator) -> list[str]:

@@ -47,6 +47,9 @@ class Splits:
     labels: dict[str, torch.Tensor] = field(default_factory=dict)
     binarize: str = "none"
     truth: LinearGaussian | None = None
+    # a conditioning input per split, one row per data point (a label, the given part of an
+    # image), passed as ``cond=`` to the model and guide; -1 marks an unlabelled training point
+    cond: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def x_dim(self) -> int:
@@ -64,7 +67,8 @@ class Splits:
 
     def to(self, device: str | torch.device) -> Splits:
         move = {s: getattr(self, s).to(device) for s in SPLITS}
-        return replace(self, **move)
+        cond = {k: v.to(device) for k, v in self.cond.items()}
+        return replace(self, **move, cond=cond)
 
 
 def _binarize(x: torch.Tensor, how: str, seed: int) -> torch.Tensor:

@@ -15,6 +15,7 @@ from .base import AmortizedGuide
 from .diagonal import DiagonalNormal
 from .flow import FlowGuide
 from .full_cov import FullCovariance
+from .hierarchical import HIERARCHICAL_GUIDES, BottomUpGaussian
 from .iaf import IAF
 from .low_rank import LowRankNormal
 from .mixture import DiagonalMixture
@@ -88,6 +89,8 @@ __all__ = [
     "LowRankNormal",
     "Planar",
     "Sylvester",
+    "HIERARCHICAL_GUIDES",
+    "BottomUpGaussian",
     "build_guide",
     "guide_options",
 ]

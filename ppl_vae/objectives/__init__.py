@@ -31,10 +31,11 @@ from .base import ObjectiveError, ParticleObjective, Particles
 from .dreg import IWAE_DReG
 from .free_bits import FreeBits, FreeBitsELBO, kl_estimate_of
 from .miwae import MIWAE
+from .semi_supervised import SemiSupervisedELBO
 from .stl import STL_ELBO
 
 # The options of the wrappers build_objective puts around any objective.
-WRAPPER_OPTIONS = ("kl_warmup_epochs", "kl_start", "free_bits", "free_bits_group")
+WRAPPER_OPTIONS = ("kl_warmup_epochs", "kl_start", "free_bits", "free_bits_group", "kl_weight")
 
 
 def _elbo(num_particles: int = 1) -> ELBO:
@@ -84,6 +85,7 @@ OBJECTIVES: dict[str, Callable[..., ELBO]] = {
     "iwae_dreg": IWAE_DReG,
     "miwae": MIWAE,
     "renyi": _renyi,
+    "semi_supervised": SemiSupervisedELBO,  # M2 alone: y summed out, + alpha x classification
 }
 
 
@@ -124,6 +126,7 @@ def build_objective(
     kl_start: float = 0.0,
     free_bits: float = 0.0,
     free_bits_group: str = "dim",
+    kl_weight: float = 1.0,
     **options,
 ) -> ELBO:
     """Builds a registered SVI loss by name, wrapped as ``KLWarmup(FreeBits(loss))`` where asked.
@@ -136,6 +139,8 @@ def build_objective(
         free_bits: if > 0, floor each group's batch-mean KL at this many nats (objectives with
             a KL term: ``FREE_BITS_KL``); groups are latent dimensions
             (``free_bits_group = "dim"``) or latent sites (``"site"``); see ``free_bits``.
+        kl_weight: beta, the KL weight after any warm-up (1: the objective itself; > 1 a
+            beta-VAE, which pushes units into posterior collapse); see ``annealing``.
         **options: the objective's own options, e.g. ``alpha`` (renyi) or ``M`` (miwae).
     """
     if not isinstance(num_particles, int) or isinstance(num_particles, bool) or num_particles < 1:
@@ -162,8 +167,8 @@ def build_objective(
                 f"'{name}' has no separate KL term. Drop free_bits or pick one of those."
             )
         loss = FreeBits(loss, free_bits, free_bits_group)
-    if kl_warmup_epochs:
-        loss = KLWarmup(loss, kl_warmup_epochs, kl_start)
+    if kl_warmup_epochs or kl_weight != 1.0:
+        loss = KLWarmup(loss, kl_warmup_epochs, kl_start, end=kl_weight)
     return loss
 
 

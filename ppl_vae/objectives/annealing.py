@@ -7,9 +7,11 @@ in the model and the guide, by beta, so each log weight becomes
 
 which for the ELBO is E_q[log p(x|z)] - beta KL(q || p). The weight follows a linear warm-up,
 
-    beta(epoch) = start + (1 - start) min(1, epoch / warmup_epochs)   (epoch 0-based),
+    beta(epoch) = start + (end - start) min(1, epoch / warmup_epochs)   (epoch 0-based),
 
-so it is ``start`` in the first epoch and 1 from epoch ``warmup_epochs`` on. ``fit()`` calls
+so it is ``start`` in the first epoch and ``end`` (1 by default) from epoch ``warmup_epochs``
+on; with ``warmup_epochs = 0`` it is ``end`` throughout: a fixed beta, e.g. beta > 1 (the
+beta-VAE of Higgins et al. 2017, which pushes units into posterior collapse). ``fit()`` calls
 ``begin_epoch(epoch)`` before each epoch and logs the returned ``kl_weight``; in your own loop,
 call it yourself.
 
@@ -29,9 +31,12 @@ from ..errors import ObjectiveError
 from .tracing import is_latent
 
 
-def warmup_weight(epoch: int, warmup_epochs: int, start: float = 0.0) -> float:
-    """beta(epoch) = start + (1 - start) * min(1, epoch / warmup_epochs), epoch 0-based."""
-    return start + (1.0 - start) * min(1.0, epoch / warmup_epochs)
+def warmup_weight(epoch: int, warmup_epochs: int, start: float = 0.0, end: float = 1.0) -> float:
+    """beta(epoch) = start + (end - start) * min(1, epoch / warmup_epochs), epoch 0-based;
+    ``end`` throughout when ``warmup_epochs`` is 0."""
+    if warmup_epochs == 0:
+        return end
+    return start + (end - start) * min(1.0, epoch / warmup_epochs)
 
 
 class LatentScale(Messenger):
@@ -52,24 +57,29 @@ class KLWarmup(ELBO):
     Args:
         base: the objective to anneal (any Pyro ``ELBO`` here, e.g. ``Trace_ELBO()``, or one
             with free bits, ``FreeBits(elbo, free_bits)``).
-        warmup_epochs: epochs until the weight reaches 1.
+        warmup_epochs: epochs until the weight reaches ``end`` (0: ``end`` from the start).
         start: the weight in the first epoch, in [0, 1].
+        end: the weight after the warm-up, beta > 0 (1: the objective itself); the recipe's
+            ``objective.options.kl_weight``.
     """
 
-    def __init__(self, base: ELBO, warmup_epochs: int, start: float = 0.0):
-        if not isinstance(warmup_epochs, int) or warmup_epochs < 1:
+    def __init__(self, base: ELBO, warmup_epochs: int, start: float = 0.0, end: float = 1.0):
+        if not isinstance(warmup_epochs, int) or warmup_epochs < 0:
             raise ObjectiveError(
-                f"kl_warmup_epochs must be an integer >= 1, got {warmup_epochs!r}."
+                f"kl_warmup_epochs must be an integer >= 0, got {warmup_epochs!r}."
             )
         if not 0.0 <= start <= 1.0:
             raise ObjectiveError(f"kl_start must be in [0, 1], got {start!r}.")
+        if not isinstance(end, int | float) or not end > 0:
+            raise ObjectiveError(f"kl_weight (beta) must be a number > 0, got {end!r}.")
         super().__init__(num_particles=base.num_particles)
         self.base, self.warmup_epochs, self.start = base, warmup_epochs, float(start)
-        self.kl_weight = self.start
+        self.end = float(end)
+        self.kl_weight = warmup_weight(0, warmup_epochs, self.start, self.end)
 
     def begin_epoch(self, epoch: int) -> dict[str, float]:
         """Sets the weight for this epoch; returns it (and the base loss's values) for logging."""
-        self.kl_weight = warmup_weight(epoch, self.warmup_epochs, self.start)
+        self.kl_weight = warmup_weight(epoch, self.warmup_epochs, self.start, self.end)
         begin = getattr(self.base, "begin_epoch", None)
         return {"kl_weight": self.kl_weight, **((begin(epoch) if begin else None) or {})}
 

@@ -9,7 +9,10 @@ registry order: for every K that was evaluated,
     IWAE_K (with its standard error), gap_K = IWAE_K - ELBO (with the standard error of the
     per-data-point difference), and the ELBO, mean ESS and share of k-hat above 0.7 at K_max,
 
-then those of any estimator registered after them. A run without an estimator gets NaN there.
+then those of any estimator registered after them. A run without an estimator gets NaN there;
+an opt-in estimator (``registry.OPT_IN``: AIS) gets columns only where some run computed it.
+Where a run has ``diagnostics.json`` (``ppl-vae diagnose``), the table gains its latent space:
+active units, KL and mutual information (``LATENT_COLUMNS``; NaN for runs without one).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -28,10 +31,10 @@ import torch
 
 from ..bounds import Bounds, mean_and_stderr, read_inference_data, to_inference_data
 from ..bounds.estimators import KHAT_BAD
-from ..bounds.registry import ESTIMATORS
+from ..bounds.registry import ESTIMATORS, OPT_IN
 from ..bounds.results import GROUP
 from ..errors import InputError, RunDirError
-from ..layout import COMPARE_CSV, COMPARE_MD, EVAL_JSON, EVAL_NETCDF, METRICS
+from ..layout import COMPARE_CSV, COMPARE_MD, DIAGNOSTICS, EVAL_JSON, EVAL_NETCDF, METRICS
 from ..runs.recipe import load_recipe
 from ..storage import write_text
 
@@ -52,6 +55,7 @@ class RunResult:
     estimates: list[dict]
     per_datapoint: Any = None  # xarray.Dataset
     metrics: list[dict] = field(default_factory=list)
+    latent: dict | None = None  # diagnostics.json, where ppl-vae diagnose wrote one
 
     @property
     def label(self) -> str:
@@ -108,7 +112,25 @@ def load_result(run_dir: str | Path) -> RunResult:
         estimates,
         per_datapoint,
         read_metrics(path),
+        json.loads((path / DIAGNOSTICS).read_text()) if (path / DIAGNOSTICS).is_file() else None,
     )
+
+
+# key in diagnostics.json -> (column key, markdown header, format)
+LATENT_COLUMNS = {
+    "active_units": ("active_units", "active units", "{:.0f}"),
+    "kl": ("kl", "KL", "{:.2f}"),
+    "mutual_information": ("mi", "MI", "{:.2f}"),
+}
+
+
+def _latent(res: RunResult) -> dict[str, float]:
+    doc = res.latent or {}
+    return {col: _nan_if_none(doc.get(key)) for key, (col, _, _) in LATENT_COLUMNS.items()}
+
+
+def _nan_if_none(v: Any) -> float:
+    return math.nan if v is None else float(v)
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, float | str]]:
@@ -172,15 +194,20 @@ def _gap(k: int, res: RunResult) -> tuple[float, float]:
     return gap(res, k) if k in res.ks else (math.nan, math.nan)
 
 
-def _columns(ks: Mapping[str, Sequence[int]], at: str = "") -> list[_Column]:
+def _columns(
+    ks: Mapping[str, Sequence[int]], at: str = "", skip: Collection[str] = ()
+) -> list[_Column]:
     """The estimator columns, in registry order, for the K of each per-K estimator in ``ks``;
-    ``at`` follows the header of an estimator at K_max."""
+    ``at`` follows the header of an estimator at K_max; the estimators in ``skip`` have none."""
     cols = []
     for e in ESTIMATORS.values():
+        if e.name in skip:
+            continue
         e_ks = ks.get(e.name, [])
         if e.table is not None:
             for k, key in zip(e_ks if e.per_k else [None], e.columns(e_ks), strict=True):
-                head = f"{e.title}_{k}" if e.per_k else f"{e.title}{at}"
+                # an opt-in estimator (AIS) has settings of its own, not K_max
+                head = f"{e.title}_{k}" if e.per_k else f"{e.title}{'' if e.name in OPT_IN else at}"
                 value = partial(_record, e.name, k)
                 cols.append(_Column(key, head, e.table == "mean_se", e.fmt, value))
         if e.name == "iwae":  # the gap compares two bounds, so it is the table's, not theirs
@@ -205,7 +232,9 @@ def comparison_table(results: Sequence[RunResult]) -> list[dict[str, Any]]:
         raise InputError("comparison_table needs at least one run.")
     per_k = [e.name for e in ESTIMATORS.values() if e.per_k]
     ks = {name: sorted({k for res in results for k in res.ks_of(name)}) for name in per_k}
-    columns = _columns(ks)
+    # an opt-in estimator (AIS) gets columns only when some run has it
+    absent = {n for n in OPT_IN if all(res.estimate(n) is None for res in results)}
+    columns = _columns(ks, skip=absent)
     rows = []
     for res in results:
         row: dict[str, Any] = {
@@ -220,6 +249,8 @@ def comparison_table(results: Sequence[RunResult]) -> list[dict[str, Any]]:
             row[c.key], se = c.value(res)
             if c.with_se:
                 row[f"{c.key}_se"] = se
+        if any(r.latent for r in results):
+            row.update(_latent(res))
         rows.append(row)
     return rows
 
@@ -242,8 +273,11 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     k_max = {r["k_max"] for r in rows}
     at = f" (K={k_max.pop()})" if len(k_max) == 1 else " (K_max)"
     ks = {e.name: _ks_in(rows[0], e.name) for e in ESTIMATORS.values() if e.per_k}
-    columns = [c for c in _columns(ks, at) if c.header is not None]
+    absent = {n for n in OPT_IN if n not in rows[0]}
+    columns = [c for c in _columns(ks, at, absent) if c.header is not None]
     head = ["run", "guide", "objective", "likelihood", "N"] + [c.header for c in columns]
+    latent = [v for v in LATENT_COLUMNS.values() if v[0] in rows[0]]
+    head += [header for _, header, _ in latent]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 4 + "---:|" * (len(head) - 4)]
     for r in rows:
         cells = [r["run"], r["guide"], r["objective"], r["likelihood"], str(r["n"])]
@@ -251,6 +285,7 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
             mean = r.get(c.key, math.nan)
             plain = "" if math.isnan(mean) else c.fmt.format(mean)
             cells.append(_pm(r, c.key) if c.with_se else plain)
+        cells += ["" if math.isnan(r[k]) else fmt.format(r[k]) for k, _, fmt in latent]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

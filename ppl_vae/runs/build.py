@@ -18,24 +18,32 @@ from ..guides import GUIDES, build_guide
 from ..guides import RESERVED as GUIDE_RESERVED
 from ..model import ACTIVATIONS, LIKELIHOODS, VAE, build_model
 from ..model.likelihoods import RESERVED as LIKELIHOOD_RESERVED
+from ..model.output_bias import OUTPUT_BIASES, init_output_bias
 from ..objectives import OBJECTIVES, build_objective, wrapper_option_types
 from ..objectives import RESERVED as OBJECTIVE_RESERVED
 from ..options import checked_lookup
 from ..registry import lookup
 from ..training.noise import NOISES
+from .hierarchical import check_hierarchical, hierarchical_parts
+from .kinds import KIND_DATA, KIND_PARTS, check_kind
 from .recipe import Recipe
 
 
 def build_data(recipe: Recipe, data_dir: str | Path | None = None) -> Splits:
-    """Loads the recipe's dataset."""
+    """Loads the recipe's dataset, with the conditioning input its model kind reads, if any
+    (``KIND_DATA``: labels, the given quadrants of an image)."""
     d = recipe.data
-    return load_data(d.name, data_dir, d.binarize, d.subset, d.valid_size, **d.options)
+    s = load_data(d.name, data_dir, d.binarize, d.subset, d.valid_size, **d.options)
+    prepare = KIND_DATA.get(recipe.model.name)
+    return prepare(recipe, s) if prepare is not None else s
 
 
 def build_parts(recipe: Recipe, data: Splits) -> tuple[torch.nn.Module, torch.nn.Module]:
     """Builds the model and guide a recipe names (``model.name`` in ``MODEL_KINDS``), sized for
-    ``data``."""
-    return lookup(MODEL_KINDS, recipe.model.name, "model")(recipe, data)
+    ``data``; the decoder's output bias starts as ``model.output_bias`` says."""
+    model, guide = lookup(MODEL_KINDS, recipe.model.name, "model")(recipe, data)
+    init_output_bias(model, data.train, recipe.model.output_bias)
+    return model, guide
 
 
 def _vae_parts(recipe: Recipe, data: Splits) -> tuple[VAE, torch.nn.Module]:
@@ -73,7 +81,12 @@ def _vae_parts(recipe: Recipe, data: Splits) -> tuple[VAE, torch.nn.Module]:
 # (several stochastic layers, a label, a conditioning input) adds one line here.
 MODEL_KINDS: dict[str, Callable[[Recipe, Splits], tuple[torch.nn.Module, torch.nn.Module]]] = {
     "vae": _vae_parts,
+    "hierarchical": hierarchical_parts,
+    **KIND_PARTS,  # "m2", "conditional", "cvae": models with a label or a given input
 }
+# Kinds whose guides are not GUIDES check their guide and options themselves.
+KIND_CHECKS: dict[str, Callable[[Recipe, str], None]] = {"hierarchical": check_hierarchical}
+KIND_CHECKS.update(dict.fromkeys(KIND_PARTS, check_kind))
 
 
 def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
@@ -84,6 +97,10 @@ def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
     lookup({b: b for b in BINARIZATIONS}, d.binarize, "binarization")
     lookup(NOISES, recipe.train.noise, "train.noise")
     lookup(MODEL_KINDS, m.name, "model")
+    lookup(OUTPUT_BIASES, m.output_bias, "model.output_bias")
+    kind_check = KIND_CHECKS.get(m.name)
+    if kind_check is not None:
+        kind_check(recipe, source)
     for net in (m.decoder, g.encoder):
         lookup(ACTIVATIONS, net.activation, "activation")
     tables = [
@@ -108,6 +125,8 @@ def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
             wrapper_option_types(),
         ),
     ]
+    if kind_check is not None:  # it checked its guide already
+        tables = [t for t in tables if t[0] is not GUIDES]
     for registry, name, what, options, key, reserved, extra in tables:
         checked_lookup(registry, name, what, options, key, source, reserved, extra)
 

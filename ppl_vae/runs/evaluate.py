@@ -33,12 +33,14 @@ def evaluate_run(
     per_datapoint: bool = False,
     progress: bool = False,
     world: World = SINGLE,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Evaluates the run in ``run_dir`` on its ``split`` (or on another ``dataset``, with the
     run's binarization) and writes ``eval.json`` and ``eval.nc`` (and ``scores.csv`` with
     ``per_datapoint``) into the run dir, or into ``eval_<dataset>/`` for another dataset, or
     into ``out``. Returns what ``eval.json`` holds (on every rank under torchrun; only rank 0
-    writes). See ``ppl_vae.bounds.evaluate`` for ``ks``, ``chunk_size``, ``seed`` and ``khat``.
+    writes). See ``ppl_vae.bounds.evaluate`` for ``ks``, ``chunk_size``, ``seed``, ``khat`` and
+    ``options`` (e.g. ``{"ais": {"num_steps": 1000, "num_chains": 16}}`` adds AIS).
     """
     run = load_run(run_dir, data_dir, device, world)
     data = run.data
@@ -46,6 +48,8 @@ def evaluate_run(
         data = load_data(dataset, data_dir, run.recipe.data.binarize).to(run.device)
     x = data.split(split)[: subset or None]
     labels = data.labels.get(split)
+    cond = data.cond.get(split)  # a conditional model's input: bounds on log p(x | cond)
+    cond = cond[: subset or None] if cond is not None else None
     chunk = chunk_size or auto_chunk(batch_size, x.device)
     t0 = time.perf_counter()
     bounds = evaluate(
@@ -59,6 +63,8 @@ def evaluate_run(
         khat=khat,
         progress=progress,
         world=world,
+        cond=cond,
+        options=options,
     )
     meta = {
         "run": str(run.path),
@@ -70,6 +76,10 @@ def evaluate_run(
         "processes": world.size,
         "seconds": time.perf_counter() - t0,
     }
+    if options:  # the settings, not whether a bar was shown
+        meta["options"] = {
+            k: {o: v for o, v in d.items() if o != "progress"} for k, d in options.items()
+        }
     if not world.is_main:
         return {**meta, "estimates": bounds.estimates()}
     folder = Path(out) if out is not None else eval_dir(run.path, dataset)

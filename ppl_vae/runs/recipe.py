@@ -41,6 +41,12 @@ class DataConfig:
     valid_size: int = 10000
     subset: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    # models with a label (model.name = "m2"): how many training points keep their label,
+    # class-balanced (100, 600, 1000, 3000 or "all"), and the seed of that draw
+    labels: int | str = "all"
+    label_seed: int = 0
+    # image completion (model.name = "cvae"): quadrants of each image given, 1, 2 or 3
+    given_quadrants: int = 2
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,9 @@ class ModelConfig:
     likelihood_options: dict[str, Any] = field(default_factory=dict)
     decoder: NetConfig = field(default_factory=NetConfig)
     options: dict[str, Any] = field(default_factory=dict)
+    # "random": the network's own init; "logit_mean": the decoder's output bias starts at the
+    # logit of the training mean (Bernoulli pixels; Burda et al. 2016)
+    output_bias: str = "random"
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,12 @@ class TrainConfig:
     checkpoint_every: int = 1  # epochs between checkpoints (and one at the end)
     noise: str = "global"  # latent noise: one global stream, or "per_point" (a seed per point)
     checkpoint_steps: int = 0  # also one every this many SVI steps; 0: off
+    optimizer: str = "adam"  # training.optimizers.OPTIMIZERS: "adam", "adam_iwae" (the paper's)
+    optimizer_options: dict[str, Any] = field(default_factory=dict)  # betas, eps, ...
+    lr_schedule: str = "constant"  # training.schedule.LR_SCHEDULES: "constant", "burda"
+    lr_schedule_options: dict[str, Any] = field(default_factory=dict)
+    log_latent: bool = False  # metrics.csv gains active units and KL per epoch
+    tensorboard: bool = False  # also log to RUN/tensorboard (the optional tensorboard extra)
 
 
 @dataclass(frozen=True)

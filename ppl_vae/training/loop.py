@@ -190,7 +190,7 @@ class Loop:
             checks = self.validate_next  # Pyro's validation, on the first step only
             check = pyro.validation_enabled(True) if checks else contextlib.nullcontext()
             with self.noise(idx, self.pos.epoch), check:
-                loss = svi.step(xb)
+                loss = svi.step(xb, **self.batch_inputs(idx))
             self.validate_next = False
             if self.world.active:  # one collective for the loss and any pending Ctrl-C
                 both = torch.tensor([loss, float(self.interrupt.pending)], dtype=torch.float64)
@@ -203,6 +203,12 @@ class Loop:
         if not math.isfinite(loss):
             self.diverged(self.pos.step + 1, f"the loss became {loss}")
         return loss
+
+    def batch_inputs(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The batch's conditioning input ``cond`` (a label, a given part of the image), for
+        data that carry one; nothing otherwise."""
+        cond = self.data.cond.get("train")
+        return {} if cond is None else {"cond": cond[idx]}
 
     def _finite(self) -> bool:
         params = [*self.model.parameters(), *self.guide.parameters()]

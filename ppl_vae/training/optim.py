@@ -101,13 +101,21 @@ def _fusable(params: list[torch.Tensor]) -> bool:
     return all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
 
 
-def adam(lr: float, world: World = SINGLE, **kwargs: Any) -> JointOptim:
+def adam(
+    lr: float,
+    world: World = SINGLE,
+    constructor: type[torch.optim.Optimizer] = torch.optim.Adam,
+    **kwargs: Any,
+) -> JointOptim:
     """Adam over all parameters at once (fused where torch supports it); in a data-parallel
-    ``world``, an ``AllReduceOptim`` that sums the gradients over the ranks before each step."""
+    ``world``, an ``AllReduceOptim`` that sums the gradients over the ranks before each step.
+    ``constructor`` may name another torch optimizer class (``training.optimizers.OPTIMIZERS``);
+    ``kwargs`` are its options."""
     args = {"lr": lr, **kwargs}
+    fused = constructor is torch.optim.Adam  # other classes may have no fused kernel
     if world.active:
-        return AllReduceOptim(torch.optim.Adam, args, world)
-    return JointOptim(torch.optim.Adam, args)
+        return AllReduceOptim(constructor, args, world, fused)
+    return JointOptim(constructor, args, fused)
 
 
 class AllReduceOptim(JointOptim):

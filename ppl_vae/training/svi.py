@@ -25,7 +25,9 @@ from ..storage import remove_temporaries, write_json
 from .checkpoint import load_training
 from .loop import Loop, Schedule, TrainingDiverged
 from .noise import NOISES
-from .optim import adam
+from .optimizers import build_optimizer
+from .schedule import build_schedule, scheduled
+from .tensorboard import TensorBoardLog, latent_hook
 
 __all__ = [
     "CHECKPOINT",
@@ -50,18 +52,25 @@ class FitResult:
 
 @torch.no_grad()
 def estimate_elbo(
-    model: Callable, guide: Callable, x: torch.Tensor, batch_size: int = 1000, seed: int = 0
+    model: Callable,
+    guide: Callable,
+    x: torch.Tensor,
+    batch_size: int = 1000,
+    seed: int = 0,
+    cond: torch.Tensor | None = None,
 ) -> float:
     """Mean single-sample ELBO per data point over ``x``, in nats, evaluated in batches.
 
     It draws from its own RNG stream seeded with ``seed`` and leaves the global one as it was,
     so evaluating during training changes nothing in the training run (and resume stays exact).
+    ``cond``, one row per point of ``x``, is the conditioning input of a conditional model.
     """
     loss = Trace_ELBO()
     total = 0.0
     with forked_rng(x.device, seed):
         for i in range(0, len(x), batch_size):
-            total += loss.loss(model, guide, x[i : i + batch_size])
+            kw = {} if cond is None else {"cond": cond[i : i + batch_size]}
+            total += loss.loss(model, guide, x[i : i + batch_size], **kw)
     return -total / len(x)
 
 
@@ -85,6 +94,12 @@ def fit(
     progress: bool = True,
     world: World = SINGLE,
     noise: str = "global",
+    optimizer: str = "adam",
+    optimizer_options: dict[str, Any] | None = None,
+    lr_schedule: str = "constant",
+    lr_schedule_options: dict[str, Any] | None = None,
+    log_latent: bool = False,
+    tensorboard: bool = False,
 ) -> FitResult:
     """Trains ``model`` and ``guide`` with ``pyro.infer.SVI`` and Adam.
 
@@ -110,6 +125,16 @@ def fit(
         noise: ``"global"`` (one random stream per process) or ``"per_point"`` (each data
             point's latent noise from its own seed: results do not depend on how batches are
             split across processes; Normal and MultivariateNormal guides).
+        optimizer, optimizer_options: a name from ``training.optimizers.OPTIMIZERS`` (``adam``,
+            or ``adam_iwae`` as the IWAE paper's code applies it) and its options (``betas``,
+            ``eps``, ...).
+        lr_schedule, lr_schedule_options: the learning rate per epoch, starting at ``lr``: a
+            name from ``training.schedule.LR_SCHEDULES`` (``constant``, or ``burda``: 3^i epochs
+            at lr * 10^(-i/7)) and its options; a scheduled rate is logged as ``lr``.
+        log_latent: add the active units and the KL (on up to 1000 validation points) to each
+            epoch's metrics, so that posterior collapse shows as it happens.
+        tensorboard: also log each epoch's metrics, KL per unit and prior samples to
+            ``run_dir/tensorboard`` (needs the optional ``tensorboard`` extra).
 
     A NaN or Inf loss raises TrainingDiverged naming the step and keeps the last checkpoint.
     Ctrl-C finishes the SVI step in progress, saves a checkpoint (with ``run_dir``) and raises
@@ -135,7 +160,9 @@ def fit(
     data = _as_splits(data).to(dev)
     run_dir = Path(run_dir) if run_dir is not None else None
     loss = loss if loss is not None else Trace_ELBO()
-    optim = adam(lr, world)  # one fused Adam over all parameters, in Pyro's optimizer interface
+    # one optimizer over all parameters (a fused Adam by default), in Pyro's interface
+    optim = build_optimizer(optimizer, lr, world, **dict(optimizer_options or {}))
+    lr_at = build_schedule(lr_schedule, lr, **dict(lr_schedule_options or {}))
     loop = Loop(
         model,
         guide,
@@ -150,6 +177,7 @@ def fit(
         # read now, as _checked_data turns Pyro's validation off for the rest
         validate_first=is_validation_enabled(),
     )
+    board = TensorBoardLog(run_dir) if tensorboard and world.is_main else None  # fails early
     with _checked_data(model, data), pyro.get_param_store().scope(), loop.interrupt:
         if run_dir is not None and world.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -162,22 +190,38 @@ def fit(
         # Pyro losses would guess their plate nesting at the first step, drawing random numbers
         # (a resumed run's first step comes elsewhere in the stream): probe it now, RNG forked.
         x = data.train_epoch(torch.Generator(data.train.device).manual_seed(0))[:1]
-        settle_plate_nesting(loss, model, guide, x)
+        given = {k: v[:1] for k, v in loop.batch_inputs(torch.arange(1)).items()}
+        settle_plate_nesting(loss, model, guide, x, **given)
         main = world.is_main  # rank 0 alone evaluates and writes files
 
         def valid_elbo() -> dict[str, float]:
-            return {"valid_elbo": estimate_elbo(model, guide, data.valid, eval_batch_size)}
+            cond = data.cond.get("valid")
+            row = {"valid_elbo": estimate_elbo(model, guide, data.valid, eval_batch_size, 0, cond)}
+            extra = getattr(guide, "epoch_metrics", None)  # e.g. M2's test accuracy of q(y|x)
+            return {**row, **(extra(data) if extra is not None else {})}
 
         loop.run(
             svi,
             batch_size,
             progress,
-            begin_epoch=getattr(loss, "begin_epoch", None),  # loss's: svi.loss is a method
-            evaluate=valid_elbo if len(data.valid) and main else None,
+            # the epoch's learning rate, then the loss's hook (svi.loss is a method)
+            begin_epoch=scheduled(lr_at, optim, getattr(loss, "begin_epoch", None)),
+            evaluate=latent_hook(
+                valid_elbo if len(data.valid) else None,
+                *(model, guide, data),
+                log_latent=log_latent,
+                board=board,
+                row_of=loop.row,
+            )
+            if main
+            else None,
         )
+        if board is not None:
+            board.close()
         test_elbo = None
         if len(data.test) and main:
-            test_elbo = estimate_elbo(model, guide, data.test, eval_batch_size)
+            cond = data.cond.get("test")
+            test_elbo = estimate_elbo(model, guide, data.test, eval_batch_size, 0, cond)
     result = FitResult(history=loop.history, test_elbo=test_elbo, steps=loop.pos.step)
     if run_dir is not None and main:
         write_json(run_dir / SUMMARY, _summary(result))
@@ -241,4 +285,6 @@ def _summary(result: FitResult) -> dict[str, Any]:
         "valid_elbo": result.history[-1].get("valid_elbo") if result.history else None,
         "test_elbo": result.test_elbo,
         "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
+        # what a guide's epoch_metrics logged about the test split (M2: test_accuracy)
+        **{k: v for k, v in (result.history or [{}])[-1].items() if k.startswith("test_")},
     }

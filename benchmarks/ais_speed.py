@@ -1,0 +1,163 @@
+"""AIS speed and memory: ``ppl_vae.bounds.ais`` vs a hand-written PyTorch HMC/AIS loop.
+
+Both anneal the same chains over the same networks (the run's decoder and encoder, or random
+ones of the default MNIST shape), the same data, schedule, number of chains, leapfrog steps
+and one fixed step size (so that the pilot run, which only the toolkit has, is not timed), in
+one process, alternating, best of ``--repeats``. Prints JSON: seconds of each, the speed ratio
+(goal >= 0.8), the mean log p(x) of each (they must agree within their Monte Carlo error), and
+the peak memory of the toolkit's AIS at ``--steps`` and ten times that, each in a fresh
+process, above that process's baseline (flat in T).
+
+    python benchmarks/ais_speed.py --run runs/mnist_bernoulli_mlp   # about a minute
+    python benchmarks/ais_speed.py --n 20 --steps 5 --repeats 1      # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.functional import binary_cross_entropy_with_logits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its shared helper: iwae_eval
+
+import ppl_vae as pv  # noqa: E402
+from ppl_vae.bounds.ais import ais  # noqa: E402
+from ppl_vae.bounds.anneal import sigmoid_schedule  # noqa: E402
+
+
+def plain_ais(model, guide, x, num_steps, num_chains, num_leapfrog, step):
+    """The reference: forward AIS from q with HMC, written out in PyTorch for this VAE."""
+    with torch.no_grad():
+        loc, scale = guide.loc_scale(x)
+    d = loc.shape[-1]
+    const = 0.5 * d * math.log(2 * math.pi)
+
+    def parts(z):
+        z = z.detach().requires_grad_(True)
+        logits = model.decoder(z)
+        log_lik = -binary_cross_entropy_with_logits(
+            logits, x.expand_as(logits), reduction="none"
+        ).sum(-1)
+        log_p = log_lik - 0.5 * (z**2).sum(-1) - const
+        log_q = (-0.5 * ((z - loc) / scale) ** 2 - scale.log()).sum(-1) - const
+        (g_p,) = torch.autograd.grad(log_p.sum(), z)
+        g_q = -(z.detach() - loc) / scale**2  # by hand: no second backward
+        return z.detach(), log_p.detach(), log_q.detach(), g_p, g_q
+
+    betas = sigmoid_schedule(num_steps).tolist()
+    z = loc + scale * torch.randn(num_chains, *loc.shape)
+    z, lp, lq, gp, gq = parts(z)
+    log_w = torch.zeros(num_chains, x.shape[0], dtype=torch.float64)
+    for k in range(1, len(betas)):
+        b = betas[k]
+        log_w += (b - betas[k - 1]) * (lp - lq).double()
+        if k == len(betas) - 1:
+            break
+        r0 = torch.randn_like(z)
+        r = r0 + 0.5 * step * ((1 - b) * gq + b * gp)
+        z1, lp1, lq1, gp1, gq1 = z, lp, lq, gp, gq
+        for i in range(num_leapfrog):
+            z1, lp1, lq1, gp1, gq1 = parts(z1 + step * r)
+            r = r + (step if i < num_leapfrog - 1 else 0.5 * step) * ((1 - b) * gq1 + b * gp1)
+        h0 = -((1 - b) * lq + b * lp).double() + 0.5 * r0.double().square().sum(-1)
+        h1 = -((1 - b) * lq1 + b * lp1).double() + 0.5 * r.double().square().sum(-1)
+        acc = (torch.rand_like(h0).log() < h0 - h1) & torch.isfinite(h1)
+        m = acc.unsqueeze(-1)
+        z, gp, gq = torch.where(m, z1, z), torch.where(m, gp1, gp), torch.where(m, gq1, gq)
+        lp, lq = torch.where(acc, lp1, lp), torch.where(acc, lq1, lq)
+    return torch.logsumexp(log_w, 0) - math.log(num_chains)
+
+
+def peak_in_fresh_process(a: argparse.Namespace, steps: int) -> float:
+    """The peak rise of resident memory (MiB) while AIS runs ``steps`` steps (leapfrog 1), in
+    a fresh process, so that no earlier run's freed memory is reused."""
+    cmd = [sys.executable, __file__, "--peak", "--n", str(a.n), "--steps", str(steps)]
+    cmd += ["--chains", str(a.chains), "--step-size", str(a.step_size)]
+    cmd += ["--run", a.run] if a.run else []
+    cmd += ["--data-dir", a.data_dir] if a.data_dir else []
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return round(float(done.stdout.strip().splitlines()[-1]), 1)
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", help="a trained run dir (default: random MNIST-shaped networks)")
+    p.add_argument("--n", type=int, default=100, help="MNIST test images")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--chains", type=int, default=16)
+    p.add_argument("--leapfrog", type=int, default=10)
+    p.add_argument("--step-size", type=float, default=0.05)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--data-dir")
+    p.add_argument("--peak", action="store_true", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.run:
+        run = pv.load_run(a.run, a.data_dir)
+        model, guide, x = run.model, run.guide, run.data.split("test")[: a.n]
+    else:
+        torch.manual_seed(0)
+        model, guide = pv.build_model(20, 784), pv.build_guide("diagonal", 784, 20)
+        x = torch.bernoulli(torch.full((a.n, 784), 0.2))
+    if a.peak:  # a child of peak_in_fresh_process: print AIS's peak resident rise (MiB)
+        from iwae_eval import peak_memory  # the benchmarks' RSS sampler (every 5 ms)
+
+        m = {}
+        with peak_memory(m):
+            ais(model, guide, x, a.steps, a.chains, num_leapfrog=1, step_size=a.step_size)
+        print(m["mib"])
+        return
+    args = dict(num_steps=a.steps, num_chains=a.chains)
+    toolkit, plain = [], []
+    for r in range(a.repeats):
+        torch.manual_seed(r)
+        toolkit.append(
+            timed(
+                lambda: (
+                    ais(
+                        model, guide, x, **args, num_leapfrog=a.leapfrog, step_size=a.step_size
+                    ).log_p
+                )
+            )
+        )
+        torch.manual_seed(r)
+        plain.append(
+            timed(lambda: plain_ais(model, guide, x, a.steps, a.chains, a.leapfrog, a.step_size))
+        )
+    t_tool, t_plain = min(t for t, _ in toolkit), min(t for t, _ in plain)
+    diff = torch.stack([o for _, o in toolkit]).mean(0) - torch.stack([o for _, o in plain]).mean(0)
+    memory = {str(t): peak_in_fresh_process(a, t) for t in (a.steps, 10 * a.steps)}
+    print(
+        json.dumps(
+            {
+                "n": a.n,
+                "steps": a.steps,
+                "chains": a.chains,
+                "leapfrog": a.leapfrog,
+                "threads": torch.get_num_threads(),
+                "ppl_vae_seconds": round(t_tool, 3),
+                "plain_seconds": round(t_plain, 3),
+                "speed_vs_plain": round(t_plain / t_tool, 3),
+                "mean_log_p_difference": diff.mean().item(),
+                "mean_log_p_difference_stderr": (diff.std() / len(diff) ** 0.5).item(),
+                "peak_memory_by_steps (leapfrog 1, fresh processes)": memory,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

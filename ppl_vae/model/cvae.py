@@ -1,0 +1,166 @@
+"""Image completion: the conditional VAE p(x_out | x_in) and its deterministic baseline.
+
+The data ``x`` are whole images and the conditioning input ``cond`` is x_in: the given pixels,
+the others set to -1 (``data.quadrants``). Only the hidden pixels are scored, so the log
+weights, and every bound over them, are for log p(x_out | x_in).
+
+- ``CVAE``: z ~ p(z | x_in) = N(mu(x_in), sigma(x_in)) (the prior network), x_out ~
+  likelihood(generation([z, x_in])); its guide is the recognition network q(z | x_in, x_out),
+  any registered guide reading ``[x, cond]`` (``CondGuide``).
+- ``Baseline``: x_out ~ likelihood(net(x_in)), no latent; trained by maximum likelihood (its
+  ELBO is exact), its guide is ``NoLatents``.
+
+References: Sohn, Lee & Yan (2015), Learning Structured Output Representation using Deep
+Conditional Generative Models; Pyro's conditional VAE tutorial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.nn import PyroModule
+from torch.nn.functional import softplus
+
+from ..errors import DataError, InputError
+from .checks import check_batch
+from .labelled import joined
+from .likelihoods import Likelihood, build_likelihood
+from .nets import build_net
+
+
+class _Conditional(PyroModule):
+    """Shared parts: the data check, the hidden-pixel mask, and p(x_out | output)."""
+
+    def __init__(self, likelihood: Likelihood, x_dim: int, image_shape=None):
+        super().__init__(name="model")
+        self.likelihood = likelihood
+        self.x_dim = x_dim
+        self.image_shape = tuple(image_shape) if image_shape else None
+
+    def check(self, x: torch.Tensor) -> None:
+        check_batch(x, self.x_dim)
+        self.likelihood.check(x)
+
+    def check_cond(self, x: torch.Tensor, cond: torch.Tensor | None) -> None:
+        if cond is None:
+            raise InputError(
+                "the image-completion model needs its input: call model(x, cond=x_in), with "
+                "x_in the given pixels and -1 where a pixel is to be predicted."
+            )
+        if cond.shape != x.shape:
+            raise DataError(
+                f"cond must have the shape of x, {list(x.shape)}, got {list(cond.shape)}."
+            )
+
+    def observation(self, out: torch.Tensor, cond: torch.Tensor) -> dist.Distribution:
+        """p(x_out | .): the likelihood on the hidden pixels of ``cond`` only."""
+        return self.likelihood(out).mask(cond == -1).to_event(1)
+
+
+class CVAE(_Conditional):
+    """p(z | x_in) p(x_out | z, x_in) with a prior network and a generation network."""
+
+    def __init__(
+        self,
+        prior_net,
+        generation_net,
+        likelihood,
+        z_dim: int,
+        x_dim: int,
+        image_shape=None,
+        min_scale: float = 1e-4,
+    ):
+        super().__init__(likelihood, x_dim, image_shape)
+        self.prior_net = prior_net
+        self.generation_net = generation_net
+        self.z_dim = z_dim
+        self.min_scale = min_scale
+
+    def prior_given(self, cond: torch.Tensor) -> dist.Distribution:
+        """p(z | x_in), batch ``[N]``, event ``[z_dim]``."""
+        loc, raw = self.prior_net(cond).split(self.z_dim, -1)
+        return dist.Normal(loc, softplus(raw) + self.min_scale).to_event(1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> None:
+        self.check_cond(x, cond)
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", self.prior_given(cond))
+            out = self.generation_net(joined(z, cond))
+            pyro.sample("x", self.observation(out, cond), obs=x)
+
+    @torch.no_grad()
+    def complete(self, cond: torch.Tensor, mean: bool = True) -> torch.Tensor:
+        """One completion of each input (z from the prior network): given pixels kept,
+        hidden ones the mean (or a sample) of p(x_out | z, x_in)."""
+        z = self.prior_given(cond).sample()
+        px = self.likelihood(self.generation_net(joined(z, cond)))
+        guess = px.mean if mean else px.sample()
+        return torch.where(cond == -1, guess, cond)
+
+
+class Baseline(_Conditional):
+    """The deterministic network x_in -> p(x_out | x_in) that Sohn et al. compare against."""
+
+    def __init__(self, net, likelihood, x_dim: int, image_shape=None):
+        super().__init__(likelihood, x_dim, image_shape)
+        self.net = net
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> None:
+        self.check_cond(x, cond)
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", self.observation(self.net(cond), cond), obs=x)
+
+    @torch.no_grad()
+    def complete(self, cond: torch.Tensor, mean: bool = True) -> torch.Tensor:
+        px = self.likelihood(self.net(cond))
+        return torch.where(cond == -1, px.mean if mean else px.sample(), cond)
+
+
+class CondGuide(PyroModule):
+    """q(z | x, cond): a registered guide whose encoder reads ``[x, cond]``."""
+
+    def __init__(self, z_guide):
+        super().__init__(name="guide")
+        self.z_guide = z_guide
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if cond is None:
+            raise InputError("this guide needs the conditioning input: guide(x, cond=x_in).")
+        with pyro.plate("data", x.shape[0]):
+            return pyro.sample("z", self.z_guide.distribution(joined(x, cond)))
+
+
+class NoLatents(PyroModule):
+    """The guide of a model without latent variables: it samples nothing."""
+
+    def __init__(self):
+        super().__init__(name="guide")
+        self.dummy = torch.nn.Parameter(torch.zeros(()))  # optimisers need a parameter
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> None:
+        return None
+
+
+def build_cvae(
+    z_dim: int,
+    x_dim: int,
+    baseline: bool = False,
+    likelihood: str = "bernoulli",
+    likelihood_options: dict | None = None,
+    hidden: Sequence[int] = (500, 500),
+    activation: str = "relu",
+    image_shape: Sequence[int] | None = None,
+) -> _Conditional:
+    """Builds the CVAE (MLP prior and generation networks) or, with ``baseline``, the plain
+    network."""
+    lik = build_likelihood(likelihood, x_dim, **(likelihood_options or {}))
+    if baseline:
+        return Baseline(
+            build_net("decoder", "mlp", x_dim, x_dim, hidden, activation), lik, x_dim, image_shape
+        )
+    prior = build_net("encoder", "mlp", x_dim, 2 * z_dim, hidden, activation)
+    gen = build_net("decoder", "mlp", z_dim + x_dim, x_dim, hidden, activation)
+    return CVAE(prior, gen, lik, z_dim, x_dim, image_shape)

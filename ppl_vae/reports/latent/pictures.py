@@ -1,0 +1,184 @@
+"""Pictures of the latent space: traversals of the active units, latent codes coloured by
+k-means cluster and by label, and the KL per unit as bars with the active units marked.
+
+Traversals: for each active unit u (the ``MAX_TRAVERSALS`` with the largest KL), z = E_q[z | x]
+of one test image, with z_u replaced by t sigma_u for ``steps`` values of t from -3 to 3
+(sigma_u: the prior's standard deviation of that unit, 1 for N(0, I)); each row shows
+E[x | z] along the sweep. Grids go through ``reports.pictures.show_grid``; the two figures
+through ``reports.figures`` at its DPI, so their pixel sizes are their inches times 100.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...errors import InputError
+from ...layout import CLUSTERS_PNG, KL_UNITS_PNG, TRAVERSALS_PNG
+from ..figures import figure, finish
+from ..pictures import decode, show_grid
+
+MAX_TRAVERSALS = 12  # rows of the traversal picture
+MAX_POINTS = 2000  # points drawn in the cluster picture (the first ones; clustering uses all)
+STEPS = 11  # columns: t = -3, -2.4, ..., 3
+CLUSTER_SIZE = (5.0, 4.0)  # inches per panel of the cluster figure
+KL_SIZE = (8.0, 3.0)  # inches per site of the KL bar chart
+
+
+def traversal_grid(
+    model: Any, code: torch.Tensor, units: Sequence[int], sd: torch.Tensor, steps: int = STEPS
+) -> torch.Tensor:
+    """A grid ``[3, H, W]``: one row per unit u, E[x | z] with z = ``code`` but z_u = t sd_u,
+    t from -3 to 3 in ``steps`` columns."""
+    from torchvision.utils import make_grid
+
+    if not units:
+        raise InputError("a traversal needs at least one unit to sweep.")
+    t = torch.linspace(-3, 3, steps, dtype=code.dtype)
+    z = code.reshape(1, 1, -1).repeat(len(units), steps, 1)
+    for row, u in enumerate(units):
+        z[row, :, u] = t * sd[u]
+    dtype = next(model.parameters()).dtype
+    images = decode(model, z.reshape(-1, z.shape[-1]).to(dtype))
+    return make_grid(images, nrow=steps, padding=2, pad_value=1.0)
+
+
+def plot_traversals(
+    model: Any, code: torch.Tensor, units: Sequence[int], kl: Sequence[float], sd, path=None
+):
+    """The traversal grid as a figure, rows labelled with the unit and its KL."""
+    grid = traversal_grid(model, code, units, sd)
+    rows = [f"z_{u} ({kl[u]:.2f} nats)" for u in units]
+    cols = [f"{round(t, 1) + 0.0:+.1f}" for t in torch.linspace(-3, 3, STEPS).tolist()]
+    title = "Traversals of the active units: E[x | z], z_u = t sd_u, others at E_q[z | x]"
+    return show_grid(grid, title, path, rows=rows, cols=cols)
+
+
+def project_2d(codes: torch.Tensor) -> tuple[np.ndarray, tuple[str, str]]:
+    """Codes ``[N, D]`` in 2-D: themselves when D <= 2, else their first two principal
+    components (scikit-learn's PCA); and the axis names."""
+    z = codes.double().cpu().numpy()
+    if z.shape[1] == 2:
+        return z, ("z_1", "z_2")
+    if z.shape[1] == 1:
+        return np.concatenate([z, np.zeros_like(z)], 1), ("z_1", "")
+    from sklearn.decomposition import PCA
+
+    return PCA(2, random_state=0).fit_transform(z), ("PC 1 of E_q[z|x]", "PC 2 of E_q[z|x]")
+
+
+def plot_clusters(
+    codes: torch.Tensor,
+    assignment: np.ndarray,
+    labels: torch.Tensor,
+    scores: dict[str, float],
+    path: str | Path | None = None,
+):
+    """Two panels of the codes in 2-D, coloured by k-means cluster and by label; the first
+    ``MAX_POINTS`` points are drawn (the projection and the scores use them all)."""
+    points, names = project_2d(codes)
+    points, assignment, labels = (a[:MAX_POINTS] for a in (points, assignment, labels))
+    fig, axes = figure(1, 2, *CLUSTER_SIZE)
+    colour = ((assignment, "k-means cluster"), (labels.cpu().numpy(), "label"))
+    for ax, (c, what) in zip(axes[0], colour, strict=True):
+        values = np.unique(c)
+        if what == "label" and len(values) <= 10:  # one colour per class, with a legend
+            for i, v in enumerate(values):
+                at = c == v
+                ax.scatter(*points[at].T, color=f"C{i}", s=3, alpha=0.6, lw=0, label=str(v))
+            ax.legend(fontsize="x-small", markerscale=3, loc="best", title="label", ncols=2)
+        else:
+            ax.scatter(points[:, 0], points[:, 1], c=c, cmap="tab10", s=3, alpha=0.6, lw=0)
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        ax.set_title(f"coloured by {what}", fontsize="medium")
+    fig.suptitle(
+        f"Posterior means, k-means with k = {scores['k']}: NMI {scores['nmi']:.3f}, "
+        f"accuracy under the best matching {scores['accuracy']:.3f}",
+        fontsize="medium",
+    )
+    return finish(fig, path)
+
+
+def plot_kl_units(doc: dict[str, Any], path: str | Path | None = None):
+    """Per latent site, KL_u per unit as bars (with error bars where estimated), the active
+    units in colour and the inactive ones grey."""
+    sites = {k: s for k, s in doc["sites"].items() if s["kl_per_unit"] is not None}
+    if not sites:
+        raise InputError("no latent site has a KL per unit to draw.")
+    fig, axes = figure(len(sites), 1, *KL_SIZE)
+    for ax, (name, s) in zip(axes[:, 0], sites.items(), strict=True):
+        kl, active = np.array(s["kl_per_unit"]), np.zeros(s["units"], bool)
+        active[s["active"]] = True
+        x = np.arange(len(kl))
+        err = np.array(s["kl_per_unit_se"]) if any(s["kl_per_unit_se"]) else None
+        ax.bar(x[active], kl[active], color="C0", label=f"active ({active.sum()})")
+        ax.bar(x[~active], kl[~active], color="0.7", label=f"inactive ({(~active).sum()})")
+        if err is not None:
+            ax.errorbar(x, kl, yerr=err, fmt="none", ecolor="k", lw=0.8)
+        ax.set_xlabel(f"unit of site '{name}'")
+        ax.set_ylabel("KL(q(z_u|x) || p(z_u)), nats")
+        ax.set_title(
+            f"site '{name}': KL {s['kl']:.2f} nats, {s['active_units']} of {s['units']} units "
+            f"active (Var_x E_q[z_u|x] > {doc['threshold']})",
+            fontsize="medium",
+        )
+        ax.legend(fontsize="small")
+    return finish(fig, path)
+
+
+def _prior_sd(model: Any, code: torch.Tensor) -> torch.Tensor:
+    from .kl import marginals
+
+    prior = getattr(model, "prior", None)
+    p = marginals(prior(code)) if callable(prior) else None
+    return torch.ones(code.shape[-1]) if p is None else p.stddev.expand(code.shape[-1:]).cpu()
+
+
+def write_diagnostic_pictures(
+    model: Any,
+    guide: Any,
+    x: torch.Tensor,
+    doc: dict[str, Any],
+    extras: dict[str, Any],
+    out_dir: str | Path,
+) -> tuple[dict[str, Path], list[str]]:
+    """Writes ``traversals.png``, ``clusters.png`` and ``kl_units.png`` into ``out_dir`` where
+    they can be drawn; returns their paths and a note for each picture skipped."""
+    out, paths, notes = Path(out_dir), {}, []
+    paths["kl_units"] = out / KL_UNITS_PNG
+    try:
+        plot_kl_units(doc, paths["kl_units"])
+    except InputError as e:
+        notes.append(f"KL bar chart skipped: {e}")
+        paths.pop("kl_units")
+    if extras["assignment"] is not None:
+        paths["clusters"] = out / CLUSTERS_PNG
+        plot_clusters(
+            extras["codes"],
+            extras["assignment"],
+            extras["labels"],
+            doc["clusters"],
+            paths["clusters"],
+        )
+    (name, site), *others = doc["sites"].items()
+    units = sorted(site["active"], key=lambda u: -(site["kl_per_unit"] or site["variance"])[u])
+    if others:
+        notes.append("traversals skipped: they sweep the units of a model with one latent site.")
+    elif not units:
+        notes.append("traversals skipped: no unit is active, so no sweep changes the image.")
+    else:
+        code = extras["codes"][0]
+        kl = site["kl_per_unit"] or [float("nan")] * site["units"]
+        try:
+            sd = _prior_sd(model, code.float())
+            paths["traversals"] = out / TRAVERSALS_PNG
+            plot_traversals(model, code, units[:MAX_TRAVERSALS], kl, sd, paths["traversals"])
+        except InputError as e:
+            paths.pop("traversals", None)
+            notes.append(f"traversals skipped: {e}")
+    return paths, notes

@@ -1,0 +1,44 @@
+"""The quadrant task: which pixels are given, the data step, completions, and a training smoke
+run through the recipe of every kind with a condition (train, evaluate, exact resume)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ppl_vae.data import Splits
+from ppl_vae.data.quadrants import HIDDEN, given_mask, quadrant_split
+from ppl_vae.errors import DataError
+from ppl_vae.model.cvae import build_cvae
+
+
+@pytest.mark.parametrize(("given", "pixels"), [(1, 196), (2, 392), (3, 588)])
+def test_given_quadrants(given, pixels):
+    m = given_mask(given).reshape(28, 28)
+    assert int(m.sum()) == pixels
+    assert bool(m[27, 0]) and not bool(m[27, 27])  # bottom left always given, bottom right never
+    assert bool(m[0, 0]) == (given >= 2) and bool(m[0, 27]) == (given == 3)
+
+
+def test_bad_quadrants_and_dynamic_bits():
+    with pytest.raises(DataError, match="1, 2 or 3"):
+        given_mask(4)
+    x = torch.rand(4, 784)
+    s = Splits(x, x, x, image_shape=(1, 28, 28), binarize="dynamic")
+    with pytest.raises(DataError, match="static"):
+        quadrant_split(s, 2)
+    with pytest.raises(DataError, match="single-channel images"):
+        quadrant_split(Splits(x, x, x), 2)
+
+
+def test_split_hides_the_rest_and_completions_keep_the_input():
+    x = torch.bernoulli(torch.full((5, 784), 0.3))
+    s = quadrant_split(Splits(x, x, x, image_shape=(1, 28, 28), binarize="static"), 1)
+    cond = s.cond["test"]
+    mask = given_mask(1)
+    assert torch.equal(cond[:, mask], x[:, mask]) and bool((cond[:, ~mask] == HIDDEN).all())
+    for baseline in (False, True):
+        model = build_cvae(4, 784, baseline=baseline, hidden=[16])
+        done = model.complete(cond)
+        assert torch.equal(done[:, mask], x[:, mask])
+        assert bool(((done[:, ~mask] >= 0) & (done[:, ~mask] <= 1)).all())
