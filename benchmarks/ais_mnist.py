@@ -101,8 +101,9 @@ def figures(st: Stages, docs: Path) -> list[Path]:
         fig, ((ax,),) = figure(1, 1, width=5.5, height=3.6)
         for i, (t, res) in enumerate(ais_runs):
             d = [res[f"minus_iwae_K={k}"] for k in KS]
+            shift = 1 + 0.08 * (i - (len(ais_runs) - 1) / 2)  # side by side, not on top
             ax.errorbar(
-                KS,
+                [k * shift for k in KS],
                 [r["mean"] for r in d],
                 yerr=[2 * r["stderr"] for r in d],
                 marker="o",
@@ -202,6 +203,7 @@ def main() -> None:
         steps = (2 if kind == "bdmc" else 1) * t + pilot
         st.cost_per_step = sec / (steps * a.n)
         st.results["_seconds_per_step_per_point"] = st.cost_per_step
+        st.json.write_text(json.dumps(st.results, indent=2))
     if a.figures:
         print(json.dumps([str(q) for q in figures(st, Path(a.figures))]))
 

@@ -98,21 +98,36 @@ def run_cell(name: str, z_dim: int, sets: list[str], a: argparse.Namespace) -> d
     return cell
 
 
+KL_UNIT = 0.1  # nats: a unit "carries information" above this KL (a column of the table)
+
+
+def informative_units(run: Path) -> int | None:
+    """Units whose KL_u exceeds ``KL_UNIT`` nats, from the run's diagnostics.json."""
+    path = run / "diagnostics.json"
+    if not path.is_file():
+        return None
+    sites = json.loads(path.read_text())["sites"].values()
+    return sum(k > KL_UNIT for s in sites for k in (s["kl_per_unit"] or []))
+
+
 def table(cells: list[dict]) -> str:
     """The markdown table: one row per cell, grouped by objective."""
     k = cells[0]["k"] if cells else "K"
     head = (
-        f"| objective | z_dim | active units | KL (nats) | MI (nats) | marginal KL | "
-        f"test ELBO | test IWAE_{k} | k-means NMI | train s |\n|---|" + "---:|" * 9
+        f"| objective | z_dim | active units | units with KL_u > {KL_UNIT} | KL (nats) | "
+        f"MI (nats) | marginal KL | test ELBO | test IWAE_{k} | k-means NMI | train s |\n|---|"
+        + "---:|"
+        * 10
     )
     rows = [head]
     for c in cells:
         mi = "-" if c["mutual_information"] is None else f"{c['mutual_information']:.2f}"
         mk = "-" if c["marginal_kl"] is None else f"{c['marginal_kl']:.2f}"
         nmi = "-" if c["nmi"] is None else f"{c['nmi']:.3f}"
+        info = "-" if c.get("informative") is None else c["informative"]
         rows.append(
-            f"| {c['objective']} | {c['z_dim']} | {c['active_units']} | {c['kl']:.2f} | {mi} | "
-            f"{mk} | {c['elbo']:.2f} ± {c['elbo_se']:.2f} | {c['iwae']:.2f} ± "
+            f"| {c['objective']} | {c['z_dim']} | {c['active_units']} | {info} | {c['kl']:.2f} | "
+            f"{mi} | {mk} | {c['elbo']:.2f} ± {c['elbo_se']:.2f} | {c['iwae']:.2f} ± "
             f"{c['iwae_se']:.2f} | {nmi} | {c['seconds']['train']:.0f} |"
         )
     return "\n".join(rows)
@@ -123,14 +138,15 @@ def figure(cells: list[dict], path: Path) -> None:
     from ppl_vae.reports.figures import figure as new_figure
     from ppl_vae.reports.figures import finish, legend_below
 
-    fig, axes = new_figure(1, 3, width=4.2, height=3.4)
+    fig, axes = new_figure(2, 2, width=4.6, height=3.2)
     names = list(dict.fromkeys(c["objective"] for c in cells))
     panels = (
         ("active_units", "active units (Var_x E_q[z_u|x] > 0.01)"),
-        ("mutual_information", "I_q(x; z), nats"),
+        ("informative", f"units with KL_u > {KL_UNIT} nats"),
+        ("mutual_information", "I_q(x; z), nats (at most log N)"),
         ("iwae", f"test IWAE_{cells[0]['k']}, nats"),
     )
-    for ax, (key, label) in zip(axes[0], panels, strict=True):
+    for ax, (key, label) in zip(axes.flat, panels, strict=True):
         for i, name in enumerate(names):
             row = sorted((c for c in cells if c["objective"] == name), key=lambda c: c["z_dim"])
             xs = [c["z_dim"] for c in row if c[key] is not None]
@@ -141,9 +157,9 @@ def figure(cells: list[dict], path: Path) -> None:
                 color=f"C{i}",
                 label=name if key == "active_units" else None,
             )
-        if key == "active_units":
+        if key in ("active_units", "informative"):
             zs = sorted({c["z_dim"] for c in cells})
-            ax.plot(zs, zs, ":", color="0.5", label="all units")
+            ax.plot(zs, zs, ":", color="0.5", label="all units" if key == "active_units" else None)
         ax.set_xscale("log")
         ax.set_xticks(sorted({c["z_dim"] for c in cells}))
         ax.set_xticklabels([str(z) for z in sorted({c["z_dim"] for c in cells})])
@@ -236,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
+            else:
+                continue
+            cells[-1]["informative"] = informative_units(done.parent)
     if not cells:
         sys.exit("no finished cell to report")
     cells.sort(key=lambda c: (names.index(c["objective"]), c["z_dim"]))

@@ -337,13 +337,26 @@ def _bdmc_args(p: argparse.ArgumentParser) -> None:
         "own options --n... would take --n)",
     )
     p.add_argument(
-        "--steps", type=int, nargs="+", default=[100], help="annealing steps T, one or more"
+        "--steps",
+        type=int,
+        nargs="+",
+        default=[100],
+        help="annealing steps T, one or more (default: 100)",
     )
     p.add_argument("--chains", type=int, default=16, help="AIS chains per point (default: 16)")
-    p.add_argument("--leapfrog", type=int, default=10, help="leapfrog steps per HMC move (10)")
-    p.add_argument("--start", default="q", choices=["q", "prior"], help="start: guide or prior")
+    p.add_argument(
+        "--leapfrog", type=int, default=10, help="leapfrog steps per HMC move (default: 10)"
+    )
+    p.add_argument(
+        "--start",
+        default="q",
+        choices=["q", "prior"],
+        help="start from the guide q(z|x) or the prior (default: q)",
+    )
     p.add_argument("--batch-size", type=int, default=100, help="points per batch (default: 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the simulation and the chains")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the simulation and the chains (default: 0)"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda[:i] or auto (default: cpu)")
     p.add_argument("--data-dir", help="data root (default: $PPL_VAE_DATA, else ./data)")
     p.add_argument("--out", help="where bdmc.json and bdmc.png go (default: RUN)")

@@ -140,7 +140,7 @@ def check_weights(log_w: torch.Tensor) -> None:
 
 def ais(
     model: Callable,
-    guide: Callable,
+    guide: Callable | None,
     x: torch.Tensor,
     num_steps: int = 1000,
     num_chains: int = 16,

@@ -59,7 +59,7 @@ def _check_z(z: dict, target: Target, n: int) -> None:
 
 def bdmc(
     model: Callable,
-    guide: Callable,
+    guide: Callable | None,
     x: torch.Tensor,
     z: dict[str, torch.Tensor],
     num_steps: int = 1000,

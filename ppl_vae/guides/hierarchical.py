@@ -84,17 +84,6 @@ class BottomUpGaussian(AmortizedGuide):
                 draws.append(z)
         return draws
 
-    @torch.no_grad()
-    def means(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The conditional means E_q[z_1 | x], E_q[z_2 | z_1], ... with z_l drawn from q, one
-        draw per point: the quantities whose variance over x defines active units per layer."""
-        z, out = x, {}
-        for site, layer in zip(self.sites, [self.first, *self.steps], strict=True):
-            loc, scale = layer.loc_scale(z)
-            out[site] = loc
-            z = loc + scale * torch.randn_like(loc)
-        return out
-
 
 # guide.name -> class, for model.name = "hierarchical"; one line per guide.
 HIERARCHICAL_GUIDES: dict[str, type[nn.Module]] = {"bottom_up": BottomUpGaussian}

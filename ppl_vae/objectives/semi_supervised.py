@@ -46,8 +46,13 @@ class SemiSupervisedELBO(ELBO):
             num_particles=num_particles, max_plate_nesting=1 + vec, vectorize_particles=vec
         )
         self.alpha = float(alpha)
+        # a model without a discrete latent (a plain VAE) has nothing to enumerate: then this
+        # is the ELBO, which is right, so Pyro's warning about it is off
         self.unlabelled = TraceEnum_ELBO(
-            num_particles=num_particles, vectorize_particles=vec, max_plate_nesting=1 + vec
+            num_particles=num_particles,
+            vectorize_particles=vec,
+            max_plate_nesting=1 + vec,
+            strict_enumeration_warning=False,
         )
         self.labelled = Trace_ELBO(
             num_particles=num_particles, vectorize_particles=vec, max_plate_nesting=1 + vec
