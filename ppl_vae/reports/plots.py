@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..bounds.registry import ESTIMATORS
+from ..bounds.registry import ESTIMATORS, OPT_IN
 from ..bounds.spec import Estimator
 from ..layout import TRAINING_CURVES
 from .figures import KHAT_OK, figure, finish, k_axis, legend_below, plot_khat
@@ -31,10 +31,13 @@ PER_K_STYLES = (("o", "solid"), ("s", "solid, squares"), ("^", "solid, triangles
 AT_K_MAX_STYLES = (("--", "dashed"), ("-.", "dash-dot"), ((0, (5, 1, 1, 1, 1, 1)), "dash-dot-dot"))
 
 
-def _bounds_drawn() -> list[tuple[Estimator, Any, str]]:
-    """The registered estimators of log p(x), per-K ones first, each with its style."""
-    per_k = [e for e in ESTIMATORS.values() if e.bound and e.per_k]
-    flat = [e for e in ESTIMATORS.values() if e.bound and not e.per_k]
+def _bounds_drawn(results: Sequence[RunResult] = ()) -> list[tuple[Estimator, Any, str]]:
+    """The registered estimators of log p(x), per-K ones first, each with its style; an opt-in
+    one (``registry.OPT_IN``: AIS) only where one of ``results`` has it."""
+    have = {r["estimator"] for res in results for r in res.estimates}
+    drawn = [e for e in ESTIMATORS.values() if e.bound and (e.name not in OPT_IN or e.name in have)]
+    per_k = [e for e in drawn if e.per_k]
+    flat = [e for e in drawn if not e.per_k]
     return [
         (e, style, name)
         for group, styles in ((per_k, PER_K_STYLES), (flat, AT_K_MAX_STYLES))
@@ -52,7 +55,7 @@ def plot_bound_vs_k(
     per-data-point difference: it cancels the spread of log p(x) across data points, which
     dominates the left bars."""
     fig, ((ax, gap_ax),) = figure(1, 2, width=5.0)
-    drawn = _bounds_drawn()
+    drawn = _bounds_drawn(results)
     for i, res in enumerate(results):
         labelled = False
         for e, style, _ in drawn:
