@@ -20,15 +20,32 @@ def test_given_quadrants(given, pixels):
     assert bool(m[0, 0]) == (given >= 2) and bool(m[0, 27]) == (given == 3)
 
 
-def test_bad_quadrants_and_dynamic_bits():
+def test_bad_quadrants():
     with pytest.raises(DataError, match="1, 2 or 3"):
         given_mask(4)
     x = torch.rand(4, 784)
-    s = Splits(x, x, x, image_shape=(1, 28, 28), binarize="dynamic")
-    with pytest.raises(DataError, match="static"):
-        quadrant_split(s, 2)
     with pytest.raises(DataError, match="single-channel images"):
         quadrant_split(Splits(x, x, x), 2)
+
+
+def test_dynamic_bits_condition_on_the_gray_input():
+    # under dynamic binarization the input is the gray given part; the scored pixels are bits
+    gray = torch.rand(30, 784)
+    bits = torch.bernoulli(gray)
+    s = Splits(
+        gray,
+        bits[:5],
+        bits[5:10],
+        image_shape=(1, 28, 28),
+        binarize="dynamic",
+        gray={"valid": gray[:5], "test": gray[5:10]},
+    )
+    q = quadrant_split(s, 3)
+    mask = given_mask(3)
+    for split, g in (("train", gray), ("valid", gray[:5]), ("test", gray[5:10])):
+        assert torch.equal(q.cond[split][:, mask], g[:, mask])
+        assert bool((q.cond[split][:, ~mask] == HIDDEN).all())
+    assert torch.equal(q.test, bits[5:10])
 
 
 def test_split_hides_the_rest_and_completions_keep_the_input():

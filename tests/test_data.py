@@ -74,6 +74,10 @@ def test_dynamic_binarization_resamples_train_but_fixes_test(data_root):
     assert set(e1.unique().tolist()) == {0.0, 1.0} and not torch.equal(e1, e2)
     # A Bernoulli(gray) sample has the gray image as its mean.
     assert (e1.mean() - a.train.mean()).abs() < 4 * (a.train.numel() ** -0.5)
+    # the fixed bits keep the gray values they were drawn from; gray 0 / 1 give bits 0 / 1
+    gray = load_data("mnist", data_root, subset=500).test
+    assert set(a.gray) == {"valid", "test"} and torch.equal(a.gray["test"], gray)
+    assert bool((a.test[gray == 0] == 0).all()) and bool((a.test[gray == 1] == 1).all())
 
 
 def test_static_binarization_is_fixed(data_root):

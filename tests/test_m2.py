@@ -9,6 +9,7 @@ orthogonal the posterior p(z | x, y) is a diagonal Gaussian whose mean is linear
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pyro
 import pytest
@@ -23,9 +24,13 @@ from ppl_vae.guides import build_guide
 from ppl_vae.guides.labelled import LabelledLinear, build_labelled_guide
 from ppl_vae.model.labelled import build_labelled_model
 from ppl_vae.model.likelihoods import softplus_inverse
+from ppl_vae.objectives import build_objective
 from ppl_vae.objectives.semi_supervised import SemiSupervisedELBO, check_objective
+from ppl_vae.runs import recipe as config
+from ppl_vae.runs.build import build_loss
 
 C, D, Z, S = 3, 5, 2, 0.7
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -103,6 +108,34 @@ def test_labelled_terms_are_exact(mixture):
     assert num(-p["labelled"]) == pytest.approx(
         float(log_joint(x, a, c)[3:].gather(1, y[3:, None]).sum()), rel=1e-9
     )
+
+
+def test_labelled_scale_counts_each_labelled_point_once(mixture):
+    # a labelled point shown r times with labelled_scale = 1 / r weighs what it weighs once
+    model, guide, x, a, c = mixture
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    y[:3] = -1
+    once = SemiSupervisedELBO(alpha=3.0).differentiable_loss(model, guide, x, y)
+    lab = y >= 0
+    x3, y3 = torch.cat([x[~lab], x[lab].repeat(3, 1)]), torch.cat([y[~lab], y[lab].repeat(3)])
+    thrice = SemiSupervisedELBO(alpha=3.0, labelled_scale=1 / 3)
+    assert num(thrice.differentiable_loss(model, guide, x3, y3)) == pytest.approx(num(once), 1e-9)
+    with pytest.raises(ObjectiveError, match="labelled_scale must be > 0"):
+        SemiSupervisedELBO(labelled_scale=0.0)
+
+
+def test_the_run_derives_labelled_scale_from_the_repeats():
+    recipe = config.load(
+        REPO / "models" / "mnist_m2.toml",
+        ["data.labels=50", "model.options.labelled_fraction=0.25"],
+    )
+    data = semi_supervised(_splits(), 50, seed=0, labelled_fraction=0.25)
+    rows = int((data.cond["train"] >= 0).sum())
+    assert rows > 50
+    assert build_loss(recipe, data).labelled_scale == pytest.approx(50 / rows)
+    assert build_loss(recipe).labelled_scale == 1.0  # no data: nothing to derive
+    with pytest.raises(ObjectiveError, match="comes from data.labels"):
+        build_objective("semi_supervised", labelled_scale=0.5)
 
 
 def test_log_px_with_y_summed_is_exact_for_the_exact_posterior(mixture):

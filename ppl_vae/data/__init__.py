@@ -6,7 +6,8 @@ are flattened to one row per data point; ``image_shape`` says how to fold a row 
 Binarization (``data.binarize``):
 - ``none``: grayscale values in [0, 1] (or real values), unchanged;
 - ``dynamic``: training images are resampled x ~ Bernoulli(gray) every epoch; validation and
-  test images are sampled once with a fixed seed, so that every run is scored on the same bits;
+  test images are sampled once with a fixed seed, so that every run is scored on the same bits
+  (their gray values stay in ``Splits.gray``, for inputs such as the quadrant task's);
 - ``static``: every split is sampled once with a fixed seed;
 - ``threshold``: x > 0.5.
 """
@@ -50,6 +51,9 @@ class Splits:
     # a conditioning input per split, one row per data point (a label, the given part of an
     # image), passed as ``cond=`` to the model and guide; -1 marks an unlabelled training point
     cond: dict[str, torch.Tensor] = field(default_factory=dict)
+    # under dynamic binarization, the gray values the fixed validation and test bits were drawn
+    # from (the training split is gray itself)
+    gray: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def x_dim(self) -> int:
@@ -68,7 +72,8 @@ class Splits:
     def to(self, device: str | torch.device) -> Splits:
         move = {s: getattr(self, s).to(device) for s in SPLITS}
         cond = {k: v.to(device) for k, v in self.cond.items()}
-        return replace(self, **move, cond=cond)
+        gray = {k: v.to(device) for k, v in self.gray.items()}
+        return replace(self, **move, cond=cond, gray=gray)
 
 
 def _binarize(x: torch.Tensor, how: str, seed: int) -> torch.Tensor:
@@ -164,9 +169,11 @@ def load_data(
         fixed = {
             k: _binarize(getattr(s, k), binarize, BINARIZE_SEED + i) for i, k in enumerate(SPLITS)
         }
+        gray = {}
         if binarize == "dynamic":
             fixed.pop("train")  # resampled every epoch
-        s = replace(s, binarize=binarize, **fixed)
+            gray = {k: getattr(s, k) for k in fixed}
+        s = replace(s, binarize=binarize, gray=gray, **fixed)
     return s
 
 

@@ -7,6 +7,11 @@ conditional model scores only the hidden pixels, so its bound is on log p(x_out 
 Which quadrants are given (as in Pyro's CVAE tutorial): 1, the bottom left; 2, the left half;
 3, all but the bottom right.
 
+Binarization. Under ``data.binarize = "dynamic"`` the input is the gray given quadrants (as in
+Pyro's tutorial) and the hidden pixels are bits: new ones every epoch in training, fixed ones
+for validation and test, so the bound is a density of binary pixels given gray inputs. Under
+``"static"`` both are the same fixed bits.
+
 References: Sohn, Lee & Yan (2015), Learning Structured Output Representation using Deep
 Conditional Generative Models; Pyro's conditional VAE tutorial.
 """
@@ -46,19 +51,13 @@ def hide(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def quadrant_split(data: Splits, given: int) -> Splits:
-    """Adds ``cond`` = the given quadrants of every image (the rest ``HIDDEN``) to each split.
-
-    The inputs are fixed tensors, so the images they come from must be too: dynamic
-    binarization (new bits every epoch) is refused."""
+    """Adds ``cond`` = the given quadrants of every image (the rest ``HIDDEN``) to each split:
+    gray values where the data keep them (dynamic binarization), else the images themselves."""
     if data.image_shape is None or data.image_shape[0] != 1:
         raise DataError(
             "the quadrant task needs single-channel images (data.name = 'mnist' or "
             "'fashion_mnist'); this dataset has no image shape."
         )
-    if data.binarize == "dynamic":
-        raise DataError(
-            "the quadrant task conditions on fixed inputs, but data.binarize = 'dynamic' draws "
-            "new bits every epoch; use data.binarize = 'static'."
-        )
     mask = given_mask(given, *data.image_shape[1:])
-    return replace(data, cond={s: hide(getattr(data, s), mask) for s in SPLITS})
+    inputs = {s: data.gray.get(s, getattr(data, s)) for s in SPLITS}
+    return replace(data, cond={s: hide(x, mask) for s, x in inputs.items()})

@@ -115,7 +115,10 @@ def wrapper_option_types() -> dict[str, Any]:
 
 
 # objective.num_particles is a key of its own, not an entry of objective.options
-RESERVED = {"num_particles": "objective.num_particles"}
+RESERVED = {
+    "num_particles": "objective.num_particles",
+    "labelled_scale": "data.labels and model.options.labelled_fraction (the run derives it)",
+}
 
 
 def build_objective(
@@ -127,6 +130,7 @@ def build_objective(
     free_bits: float = 0.0,
     free_bits_group: str = "dim",
     kl_weight: float = 1.0,
+    derived: dict | None = None,
     **options,
 ) -> ELBO:
     """Builds a registered SVI loss by name, wrapped as ``KLWarmup(FreeBits(loss))`` where asked.
@@ -141,6 +145,8 @@ def build_objective(
             (``free_bits_group = "dim"``) or latent sites (``"site"``); see ``free_bits``.
         kl_weight: beta, the KL weight after any warm-up (1: the objective itself; > 1 a
             beta-VAE, which pushes units into posterior collapse); see ``annealing``.
+        derived: options the run derives from the data, not the recipe (``RESERVED`` keys
+            other than num_particles: M2's ``labelled_scale``).
         **options: the objective's own options, e.g. ``alpha`` (renyi) or ``M`` (miwae).
     """
     if not isinstance(num_particles, int) or isinstance(num_particles, bool) or num_particles < 1:
@@ -159,7 +165,7 @@ def build_objective(
     )
     if kl_start and not kl_warmup_epochs:
         raise ObjectiveError("kl_start only applies with kl_warmup_epochs >= 1; set both.")
-    loss = builder(num_particles=num_particles, **options)
+    loss = builder(num_particles=num_particles, **options, **(derived or {}))
     if free_bits:
         if kl_estimate_of(loss) is None:
             raise ObjectiveError(

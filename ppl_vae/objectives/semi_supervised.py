@@ -10,6 +10,11 @@ U(x) = sum_y q(y|x) [L(x, y) - log q(y|x)], the sum over y exact: the guide mark
 parallel enumeration and ``TraceEnum_ELBO`` sums over it. The three parts are also returned one
 by one (``parts``), for tests and logging.
 
+``labelled_scale`` multiplies both labelled terms. The run sets it to 1 / r when the training
+split holds every labelled point r times (``data.labels``, ``model.options.labelled_fraction``),
+so that each labelled point counts once per epoch, as in the objective above, however often the
+batches show it; repeating then only spreads the labelled signal over more steps.
+
 Objectives that do not apply to M2: every other registered one (``elbo``, ``iwae``,
 ``iwae_dreg``, ``elbo_stl``, ``miwae``, ``renyi``, ``elbo_analytic_kl``) would sample y instead of
 summing it, and the reparameterized-gradient estimators (STL, DReG) have no reparameterization
@@ -36,16 +41,20 @@ class SemiSupervisedELBO(ELBO):
         num_particles: samples of z per data point (and per label, where y is summed).
         alpha: weight of the classification loss -log q(y|x) on labelled points (Pyro's
             tutorial: 46; Kingma et al.: 0.1 N).
+        labelled_scale: weight of each labelled point's terms (the run's 1 / r, see above).
     """
 
-    def __init__(self, num_particles: int = 1, alpha: float = 46.0):
+    def __init__(self, num_particles: int = 1, alpha: float = 46.0, labelled_scale: float = 1.0):
         if alpha < 0:
             raise ObjectiveError(f"objective.options.alpha must be >= 0, got {alpha}.")
+        if not labelled_scale > 0:
+            raise ObjectiveError(f"labelled_scale must be > 0, got {labelled_scale}.")
         vec = num_particles > 1
         super().__init__(
             num_particles=num_particles, max_plate_nesting=1 + vec, vectorize_particles=vec
         )
         self.alpha = float(alpha)
+        self.labelled_scale = float(labelled_scale)
         # a model without a discrete latent (a plain VAE) has nothing to enumerate: then this
         # is the ELBO, which is right, so Pyro's warning about it is off
         self.unlabelled = TraceEnum_ELBO(
@@ -83,7 +92,8 @@ class SemiSupervisedELBO(ELBO):
 
     def differentiable_loss(self, model, guide, x, cond=None) -> torch.Tensor:
         p = self.parts(model, guide, x, cond)
-        return p["unlabelled"] + p["labelled"] + self.alpha * p["classification"]
+        labelled = p["labelled"] + self.alpha * p["classification"]
+        return p["unlabelled"] + self.labelled_scale * labelled
 
     def loss(self, model, guide, x, cond=None) -> float:
         with torch.no_grad():

@@ -25,7 +25,7 @@ from ..options import checked_lookup
 from ..registry import lookup
 from ..training.noise import NOISES
 from .hierarchical import check_hierarchical, hierarchical_parts
-from .kinds import KIND_DATA, KIND_PARTS, check_kind
+from .kinds import KIND_DATA, KIND_LOSS_OPTIONS, KIND_PARTS, check_kind
 from .recipe import Recipe
 
 
@@ -131,7 +131,10 @@ def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
         checked_lookup(registry, name, what, options, key, source, reserved, extra)
 
 
-def build_loss(recipe: Recipe):
-    """The SVI loss a recipe names."""
+def build_loss(recipe: Recipe, data: Splits | None = None):
+    """The SVI loss a recipe names, with the options its model kind derives from ``data``
+    (``KIND_LOSS_OPTIONS``: M2's ``labelled_scale``)."""
     o = recipe.objective
-    return build_objective(o.name, o.num_particles, **o.options)
+    derive = KIND_LOSS_OPTIONS.get(recipe.model.name)
+    derived = derive(recipe, data) if derive is not None and data is not None else {}
+    return build_objective(o.name, o.num_particles, derived=derived, **o.options)

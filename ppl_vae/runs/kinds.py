@@ -149,7 +149,17 @@ def cvae_data(recipe: Recipe, data: Splits) -> Splits:
     return quadrant_split(data, recipe.data.given_quadrants)
 
 
+def m2_loss_options(recipe: Recipe, data: Splits) -> dict[str, float]:
+    """``labelled_scale`` = 1 / r, with r the copies of each labelled point in the training
+    split: each labelled point then counts once per epoch in the objective (Kingma et al.'s
+    weighting), and ``labelled_fraction`` only sets how evenly the batches spread it."""
+    rows = int((data.cond["train"] >= 0).sum())
+    labels = recipe.data.labels
+    return {"labelled_scale": (rows if labels == "all" else labels) / max(rows, 1)}
+
+
 KIND_DATA = {"m2": m2_data, "conditional": conditional_data, "cvae": cvae_data}
+KIND_LOSS_OPTIONS = {"m2": m2_loss_options}
 KIND_PARTS = {"m2": m2_parts, "conditional": conditional_parts, "cvae": cvae_parts}
 
-__all__ = ["KIND_DATA", "KIND_OPTIONS", "KIND_PARTS", "kind_options", "torch"]
+__all__ = ["KIND_DATA", "KIND_LOSS_OPTIONS", "KIND_OPTIONS", "KIND_PARTS", "kind_options", "torch"]

@@ -114,7 +114,7 @@ def train_recipe(
         data = build_data(recipe, data_dir)
         pyro.set_rng_seed(recipe.train.seed)  # the initial weights too come from its seed
         model, guide = build_parts(recipe, data)
-        loss = build_loss(recipe)
+        loss = build_loss(recipe, data)
     except KeyboardInterrupt:  # before fit, which defers Ctrl-C to the end of a step
         raise KeyboardInterrupt(
             f"interrupted before training began; start it again with: ppl-vae train --resume {out}"
