@@ -90,6 +90,21 @@ def test_enumerated_elbo_is_the_sum_over_y(mixture):
     assert num(direct) == pytest.approx(num(-hand), rel=1e-9)
 
 
+def test_enumerated_elbo_gradient_reaches_the_classifier_exactly(mixture):
+    # the unlabelled term is the classifier's only signal from unlabelled data: its gradient
+    # with respect to q(y|x)'s weights is that of the finite sum over y computed by hand
+    model, guide, x, a, c = mixture
+    weights = list(guide.classifier.parameters())
+    loss = SemiSupervisedELBO().parts(model, guide, x)["unlabelled"]
+    got = torch.autograd.grad(loss, weights)
+    log_q = guide.classify(x).log_softmax(-1)
+    hand = -(log_q.exp() * (log_joint(x, a, c) - log_q)).sum()
+    want = torch.autograd.grad(hand, weights)
+    assert any(float(w.abs().max()) > 1e-3 for w in want)  # a real signal, not zero
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-12)
+
+
 def test_labelled_terms_are_exact(mixture):
     model, guide, x, a, c = mixture
     y = torch.tensor([0, 1, 2, 0, 1, 2, 0])

@@ -74,7 +74,7 @@ def semi_supervised(
     labels: int | str,
     seed: int = 0,
     num_classes: int = 10,
-    labelled_fraction: float = 0.25,
+    labelled_fraction: float = 0.1,
 ) -> Splits:
     """The training split with ``labels`` labelled points (or ``"all"``), the rest unlabelled;
     labelled points repeated to about ``labelled_fraction`` of the split (see the module)."""

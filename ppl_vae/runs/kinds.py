@@ -30,7 +30,7 @@ from .recipe import Recipe
 
 # model.options each kind takes, with defaults
 KIND_OPTIONS: dict[str, dict[str, Any]] = {
-    "m2": {"num_classes": 10, "classifier_hidden": [500], "labelled_fraction": 0.25},
+    "m2": {"num_classes": 10, "classifier_hidden": [500], "labelled_fraction": 0.1},
     "conditional": {"num_classes": 10},
     "cvae": {"baseline": False},
 }
