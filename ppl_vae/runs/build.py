@@ -7,6 +7,7 @@ that a typo fails in a second, not after the data have loaded or a first epoch h
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -35,7 +36,8 @@ def build_data(recipe: Recipe, data_dir: str | Path | None = None) -> Splits:
     d = recipe.data
     s = load_data(d.name, data_dir, d.binarize, d.subset, d.valid_size, **d.options)
     prepare = KIND_DATA.get(recipe.model.name)
-    return prepare(recipe, s) if prepare is not None else s
+    s = prepare(recipe, s) if prepare is not None else s
+    return replace(s, gray={})  # read by the kind's data step alone; not kept or moved
 
 
 def build_parts(recipe: Recipe, data: Splits) -> tuple[torch.nn.Module, torch.nn.Module]:
