@@ -8,14 +8,9 @@ does not wait for torch, Pyro and the rest to load.
 from __future__ import annotations
 
 import importlib
-import warnings
 from typing import TYPE_CHECKING, Any
 
-from . import _compat
-
 __version__ = "0.1.0"
-
-_compat.install()  # ppl_vae 0.1's module paths (ppl_vae.train, ...) still import, with a warning
 
 # public name -> (module, attribute)
 _EXPORTS = {
@@ -43,17 +38,14 @@ _EXPORTS = {
 }
 _SUBPACKAGES = {
     "bounds",
+    "core",
     "cli",
     "data",
     "distributed",
-    "errors",
     "guides",
     "layout",
     "model",
     "objectives",
-    "options",
-    "registry",
-    "rng",
     "reports",
     "runs",
     "storage",
@@ -106,19 +98,6 @@ def __getattr__(name: str) -> Any:
         return value
     if name in _SUBPACKAGES:
         return importlib.import_module(f".{name}", __name__)
-    if name in _compat.MOVED:
-        globals()[name] = module = _compat.moved_module(name)  # warns once
-        return module
-    if name == "keep_freed_memory":  # a process-wide glibc setting, private since 0.2
-        warnings.warn(
-            "ppl_vae.keep_freed_memory is private now; the ppl-vae command calls it. Import "
-            "ppl_vae._malloc.keep_freed_memory if your own process needs it.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from ._malloc import keep_freed_memory
-
-        return keep_freed_memory
     raise AttributeError(f"module 'ppl_vae' has no attribute {name!r}")
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from . import __version__
-from .errors import UserError
+from .core.errors import UserError
 from .layout import RECIPE, SCORES_CSV, TRAINING_CURVES, pictures_dir
 
 # The library is imported inside each command, so that `ppl-vae --help` does not wait for it.
@@ -77,7 +77,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 def _resumable_recipe(run: Path, overrides: list[str]):
     """The recipe of the run dir to resume, or an error that names the command that works."""
-    from .errors import RunDirError
+    from .core.errors import RunDirError
     from .layout import CHECKPOINT
     from .runs.recipe import load_recipe
 
@@ -93,7 +93,7 @@ def _resumable_recipe(run: Path, overrides: list[str]):
 
 
 def _train(a: argparse.Namespace) -> int:
-    from .errors import RecipeError
+    from .core.errors import RecipeError
     from .runs.recipe import load  # no torch: a wrong recipe is refused at once
 
     if a.device:

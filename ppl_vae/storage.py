@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError, WriteError
+from .core.errors import CheckpointError, WriteError
 
 FORMAT = "ppl_vae.checkpoint"
 VERSION = 1

@@ -23,7 +23,7 @@ from ppl_vae.bounds.ais import ais
 from ppl_vae.bounds.anneal import SCHEDULES
 from ppl_vae.bounds.hmc import hmc_step
 from ppl_vae.bounds.target import State, Target
-from ppl_vae.errors import InputError, SiteError, UnknownNameError
+from ppl_vae.core.errors import InputError, SiteError, UnknownNameError
 
 Z = 5.0  # standard errors: the tolerance of every Monte Carlo check
 

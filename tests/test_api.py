@@ -1,5 +1,5 @@
-"""The public surface: names kept from 0.1, old module paths, lazy imports, ``evaluate_run``,
-and which errors the CLI prints as user errors."""
+"""The public surface: names kept from 0.1, lazy imports, ``evaluate_run``, and which errors
+the CLI prints as user errors."""
 
 import json
 import subprocess
@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 
 import ppl_vae
-from ppl_vae import _compat
 from ppl_vae.cli import main
-from ppl_vae.errors import UserError
+from ppl_vae.core.errors import UserError
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
-# ppl_vae.__all__ of 0.1 (keep_freed_memory became private, with a deprecation warning)
+# ppl_vae.__all__ of 0.1 (keep_freed_memory became private: ppl_vae._malloc)
 NAMES_0_1 = [
     "DATASETS",
     "GUIDES",
@@ -51,20 +50,26 @@ def test_every_0_1_name_is_still_exported():
         assert name in ppl_vae.__all__
         assert getattr(ppl_vae, name) is not None
     assert set(ppl_vae.__all__) <= set(dir(ppl_vae))
-    with pytest.warns(DeprecationWarning, match="keep_freed_memory is private"):
-        assert callable(ppl_vae.keep_freed_memory)
+    assert not hasattr(ppl_vae, "keep_freed_memory")
 
 
-@pytest.mark.parametrize("old", sorted(_compat.MOVED))
-def test_old_module_paths_import_with_a_warning(old):
-    sys.modules.pop(f"ppl_vae.{old}", None)
-    ppl_vae.__dict__.pop(old, None)
-    new = sys.modules.get(f"ppl_vae.{_compat.MOVED[old]}") or __import__(
-        f"ppl_vae.{_compat.MOVED[old]}", fromlist=["_"]
-    )
-    with pytest.warns(DeprecationWarning, match=f"ppl_vae.{old} moved to"):
-        module = __import__(f"ppl_vae.{old}", fromlist=["_"])
-    assert module is new
+# module paths of 0.1 and of the days before the core package; dropped at 0.x (CHANGELOG.md)
+OLD_PATHS = [
+    "train",
+    "config",
+    "traces",
+    "errors",
+    "registry",
+    "options",
+    "rng",
+    "objectives.tracing",
+]
+
+
+@pytest.mark.parametrize("old", OLD_PATHS)
+def test_old_module_paths_are_gone(old):
+    with pytest.raises(ModuleNotFoundError):
+        __import__(f"ppl_vae.{old}", fromlist=["_"])
 
 
 def test_import_and_help_do_not_load_the_library():
@@ -146,7 +151,7 @@ def test_a_bug_is_not_printed_as_a_user_error(run_dir, monkeypatch):
 
 
 def test_user_errors_keep_their_builtin_bases():
-    from ppl_vae import errors
+    from ppl_vae.core import errors
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -14,7 +14,7 @@ from test_ais import CASES, Z
 from ppl_vae.bounds.bdmc import bdmc
 from ppl_vae.bounds.simulate import simulate
 from ppl_vae.cli import main
-from ppl_vae.errors import InputError
+from ppl_vae.core.errors import InputError
 
 
 @pytest.fixture(autouse=True)

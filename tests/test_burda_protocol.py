@@ -19,7 +19,7 @@ import pytest
 import torch
 from _smoke import MODELS
 
-from ppl_vae.errors import InputError, RecipeError, UserError
+from ppl_vae.core.errors import InputError, RecipeError, UserError
 from ppl_vae.guides.hierarchical import BottomUpGaussian
 from ppl_vae.layout import CHECKPOINT
 from ppl_vae.model.hierarchical import build_hierarchical

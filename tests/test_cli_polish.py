@@ -20,7 +20,7 @@ import ppl_vae
 from ppl_vae import build_model, fit, storage
 from ppl_vae.bounds import evaluate
 from ppl_vae.cli import COMMANDS, main
-from ppl_vae.errors import RecipeError
+from ppl_vae.core.errors import RecipeError
 from ppl_vae.runs import recipe as config
 from ppl_vae.training.checkpoint import load_weights
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ppl_vae.bounds import evaluate, log_weights
-from ppl_vae.errors import DataError, InputError, RecipeError
+from ppl_vae.core.errors import DataError, InputError, RecipeError
 from ppl_vae.guides import build_guide
 from ppl_vae.model import build_model
 from ppl_vae.model.cvae import CondGuide, NoLatents, build_cvae

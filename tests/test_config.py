@@ -4,7 +4,7 @@ from typing import Literal
 
 import pytest
 
-from ppl_vae.options import check_value
+from ppl_vae.core.options import check_value
 from ppl_vae.runs import recipe as config
 from ppl_vae.runs.recipe import RecipeError
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ppl_vae.core.errors import DataError
 from ppl_vae.data import Splits
 from ppl_vae.data.quadrants import HIDDEN, given_mask, quadrant_split
-from ppl_vae.errors import DataError
 from ppl_vae.model.cvae import build_cvae
 
 

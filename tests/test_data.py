@@ -5,10 +5,10 @@ import sys
 import pytest
 import torch
 
+from ppl_vae.core.registry import UnknownNameError
 from ppl_vae.data import MissingDataError, load_data
 from ppl_vae.data.root import data_root as find_root  # not the data_root fixture
 from ppl_vae.model.checks import DataError
-from ppl_vae.registry import UnknownNameError
 
 
 def _listing(root):

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from ppl_vae.core.errors import DataError
 from ppl_vae.data import MissingDataError, larochelle, load_data
-from ppl_vae.errors import DataError
 
 
 def amat_bytes(bits: np.ndarray) -> bytes:

@@ -20,8 +20,8 @@ import torch
 from pyro.nn import PyroModule
 from torch.distributions.transforms import AffineTransform
 
+from ppl_vae.core.errors import InputError
 from ppl_vae.data.linear_gaussian import LinearGaussian
-from ppl_vae.errors import InputError
 from ppl_vae.model import build_model
 from ppl_vae.reports.latent import (
     active_units,
@@ -254,7 +254,7 @@ def test_bad_input_is_said_and_skipped():
 
 
 def test_beta_is_a_fixed_kl_weight():
-    from ppl_vae.errors import ObjectiveError
+    from ppl_vae.core.errors import ObjectiveError
     from ppl_vae.objectives import KLWarmup, build_objective, warmup_weight
 
     loss = build_objective("elbo", kl_weight=4.0)

@@ -12,7 +12,7 @@ import torch
 from _smoke import MODELS, SMOKE
 
 from ppl_vae.cli import main
-from ppl_vae.errors import InputError
+from ppl_vae.core.errors import InputError
 from ppl_vae.training import fit
 
 RECIPE = str(MODELS / "mnist_bernoulli_mlp.toml")

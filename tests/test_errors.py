@@ -16,9 +16,9 @@ import torch
 
 from ppl_vae import build_guide, build_model, build_objective, fit, load_data
 from ppl_vae.cli import main
+from ppl_vae.core.registry import UnknownNameError
 from ppl_vae.data import MissingDataError, Splits
 from ppl_vae.model.checks import DataError
-from ppl_vae.registry import UnknownNameError
 from ppl_vae.runs import recipe as config
 from ppl_vae.runs.build import check_recipe
 from ppl_vae.runs.recipe import RecipeError

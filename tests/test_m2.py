@@ -17,9 +17,9 @@ import torch
 from pyro.infer import TraceEnum_ELBO
 
 from ppl_vae.bounds import log_weights
+from ppl_vae.core.errors import DataError, ObjectiveError
 from ppl_vae.data import Splits
 from ppl_vae.data.labels import labelled_subset, semi_supervised
-from ppl_vae.errors import DataError, ObjectiveError
 from ppl_vae.guides import build_guide
 from ppl_vae.guides.labelled import LabelledLinear, build_labelled_guide
 from ppl_vae.model.labelled import build_labelled_model

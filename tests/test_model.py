@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from ppl_vae import GUIDES, build_guide, build_model
+from ppl_vae.core.registry import UnknownNameError
 from ppl_vae.model.checks import DataError
 from ppl_vae.model.nets import build_net
-from ppl_vae.registry import UnknownNameError
 
 
 def _trace(model, x):

@@ -19,6 +19,8 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from ppl_vae import LinearGaussian, bounds, build_guide, build_model, build_objective, fit
 from ppl_vae.bounds.log_weights import max_plate_nesting
+from ppl_vae.core.registry import UnknownNameError
+from ppl_vae.core.tracing import settle_plate_nesting
 from ppl_vae.objectives import (
     FREE_BITS_KL,
     MIWAE,
@@ -34,8 +36,6 @@ from ppl_vae.objectives import (
     objective_options,
     warmup_weight,
 )
-from ppl_vae.objectives.tracing import settle_plate_nesting
-from ppl_vae.registry import UnknownNameError
 
 DTYPE = torch.float64
 Z_MAX = 4.0  # standard errors

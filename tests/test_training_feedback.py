@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ppl_vae.cli import main
-from ppl_vae.errors import RunDirError
+from ppl_vae.core.errors import RunDirError
 from ppl_vae.runs import recipe as config
 from ppl_vae.runs import run as run_module
 from ppl_vae.runs.run import prepare_run_dir, train_recipe

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from ..errors import DataError, InputError
+from ..core.errors import DataError, InputError
+from ..core.registry import lookup
+from ..core.tracing import max_plate_nesting
 from ..model.checks import checked_once
-from ..objectives.tracing import max_plate_nesting
-from ..registry import lookup
 from .anneal import SCHEDULES, Annealed, StepSizes, Tuner, anneal
 from .target import START, Target
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .ais import AISResult, chunks, collect, plan, prepared
 from .anneal import anneal
 from .target import Target

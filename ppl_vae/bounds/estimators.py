@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 MIN_KHAT_PARTICLES = 21  # PSIS fits the tail to ceil(K / 5) > 4 of the largest weights
 KHAT_BAD = 0.7  # Vehtari et al. (2024): above 0.7 importance sampling is unreliable

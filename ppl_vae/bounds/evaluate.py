@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from tqdm import tqdm  # the text bar: in notebooks too, without ipywidgets
 
+from ..core.errors import InputError
+from ..core.registry import lookup
+from ..core.rng import derive_seed, forked_rng
 from ..distributed import SINGLE, World, all_gather
-from ..errors import InputError
 from ..model.checks import checked_once
-from ..registry import lookup
-from ..rng import derive_seed, forked_rng
 from .log_weights import iter_log_weights
 from .per_point import Bounds
 from .registry import ESTIMATORS, OPT_IN

@@ -2,7 +2,7 @@
 
 The guide is traced under a vectorized particle plate, the model is replayed on the guide's
 trace, and each site's log density is summed over its event and every batch dimension except
-the particle dimension and the ``"data"`` plate (``objectives.tracing``, shared with the
+the particle dimension and the ``"data"`` plate (``core.tracing``, shared with the
 objectives). Particles are drawn in chunks, so memory is bounded by the chunk size, not by K.
 
 References: Burda, Grosse & Salakhutdinov (2016), Importance Weighted Autoencoders.
@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from ..errors import InputError
-from ..objectives.tracing import log_weight, max_plate_nesting, trace_particles
+from ..core.errors import InputError
+from ..core.tracing import log_weight, max_plate_nesting, trace_particles
 
 
 def _chunk(

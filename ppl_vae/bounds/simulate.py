@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pyro.poutine as poutine
 import torch
 
-from ..errors import InputError
+from ..core.errors import InputError
+from ..core.tracing import is_latent
 from ..model.checks import checked_once
-from ..objectives.tracing import is_latent
 
 
 def simulate(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..rng import derive_seed
+from ..core.rng import derive_seed
 from .spec import Estimator
 
 

@@ -22,8 +22,8 @@ import pyro.poutine as poutine
 import torch
 from torch.distributions import constraints
 
-from ..errors import SiteError
-from ..objectives.tracing import (
+from ..core.errors import SiteError
+from ..core.tracing import (
     is_latent,
     is_scored,
     particle_plate,

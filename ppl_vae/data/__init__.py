@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from ..errors import DataError
-from ..options import checked_lookup
-from ..registry import lookup
+from ..core.errors import DataError
+from ..core.options import checked_lookup
+from ..core.registry import lookup
 from .larochelle import load_larochelle
 from .linear_gaussian import LinearGaussian
 from .mnist import load_idx

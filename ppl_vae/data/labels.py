@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import torch
 
-from ..errors import DataError
+from ..core.errors import DataError
 from . import Splits
 
 UNLABELLED = -1  # cond["train"] of a point whose label is hidden

@@ -16,7 +16,7 @@ import torch
 from pyro.nn import PyroModule
 from torch.distributions import MultivariateNormal
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import torch
 
-from ..errors import DataError
+from ..core.errors import DataError
 from . import SPLITS, Splits
 
 HIDDEN = -1.0  # a pixel of cond that the model must predict

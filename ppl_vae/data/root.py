@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import MissingDataError
+from ..core.errors import MissingDataError
 
 ENV_VAR = "PPL_VAE_DATA"
 

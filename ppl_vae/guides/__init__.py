@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..options import checked_lookup, parameters
+from ..core.options import checked_lookup, parameters
 from . import gaussian_kl  # noqa: F401  (registers closed-form KLs with torch)
 from .base import AmortizedGuide
 from .diagonal import DiagonalNormal

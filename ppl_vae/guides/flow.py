@@ -32,7 +32,7 @@ from pyro.distributions.transforms import AffineTransform
 from torch.distributions.transforms import Transform
 from torch.nn.functional import softplus
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .base import AmortizedGuide
 
 

@@ -26,8 +26,8 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
+from ..core.registry import lookup
 from ..model.hierarchical import INITS, GaussianLayer, _check_sizes
-from ..registry import lookup
 from .base import AmortizedGuide
 
 

@@ -20,7 +20,7 @@ from pyro.nn import PyroModule
 from torch import nn
 from torch.nn.functional import linear
 
-from ..errors import InputError
+from ..core.errors import InputError
 from ..model.labelled import as_onehot, joined
 from ..model.nets import build_net
 from .base import AmortizedGuide

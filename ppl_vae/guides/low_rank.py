@@ -14,7 +14,7 @@ import pyro.distributions as dist
 import torch
 from torch.nn.functional import softplus
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .base import AmortizedGuide
 
 

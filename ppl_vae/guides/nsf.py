@@ -25,7 +25,7 @@ from pyro.nn import ConditionalAutoRegressiveNN
 from torch import nn
 from torch.distributions.transforms import Transform
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .flow import FlowGuide, affine, check_positive
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pyro
 import torch
 
-from ..errors import DataError
+from ..core.errors import DataError
 
 
 def check_finite(x: torch.Tensor) -> tuple[float, float]:

@@ -24,7 +24,7 @@ import torch
 from pyro.nn import PyroModule
 from torch.nn.functional import softplus
 
-from ..errors import DataError, InputError
+from ..core.errors import DataError, InputError
 from .checks import check_batch
 from .labelled import joined
 from .likelihoods import Likelihood, build_likelihood

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.nn.functional import softplus
 
-from ..errors import InputError
-from ..registry import lookup
+from ..core.errors import InputError
+from ..core.registry import lookup
 from .likelihoods import Likelihood, build_likelihood
 from .nets import MLP
 from .vae import VAE

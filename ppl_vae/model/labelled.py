@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn.functional import one_hot
 
-from ..errors import DataError, InputError
+from ..core.errors import DataError, InputError
 from .likelihoods import Likelihood, build_likelihood
 from .nets import build_net
 from .vae import VAE

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.nn.functional import softplus
 
-from ..errors import InputError
-from ..options import checked_lookup
+from ..core.errors import InputError
+from ..core.options import checked_lookup
 from .bernoulli import IndependentBernoulli
 from .checks import DataError, check_finite
 

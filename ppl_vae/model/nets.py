@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ..errors import InputError
-from ..registry import lookup
+from ..core.errors import InputError
+from ..core.registry import lookup
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,

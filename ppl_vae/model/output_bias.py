@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InputError
-from ..registry import lookup
+from ..core.errors import InputError
+from ..core.registry import lookup
 from .likelihoods import Bernoulli
 
 

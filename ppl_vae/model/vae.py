@@ -15,7 +15,7 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .checks import check_batch
 from .likelihoods import Likelihood, build_likelihood
 from .nets import build_net

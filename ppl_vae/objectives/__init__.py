@@ -23,8 +23,8 @@ from typing import Any
 
 from pyro.infer import ELBO, RenyiELBO, Trace_ELBO
 
-from ..options import check_options, parameters
-from ..registry import lookup
+from ..core.options import check_options, parameters
+from ..core.registry import lookup
 from .analytic import AnalyticKL_ELBO
 from .annealing import KLWarmup, LatentScale, warmup_weight
 from .base import ObjectiveError, ParticleObjective, Particles

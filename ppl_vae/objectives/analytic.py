@@ -15,8 +15,8 @@ import torch
 from pyro.infer import TraceMeanField_ELBO
 from torch.distributions import Distribution, Independent, kl_divergence
 
-from ..errors import ObjectiveError
-from .tracing import is_latent
+from ..core.errors import ObjectiveError
+from ..core.tracing import is_latent
 
 
 def describe(d: Distribution) -> str:

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from pyro.infer import ELBO
 from pyro.poutine.messenger import Messenger
 
-from ..errors import ObjectiveError
-from .tracing import is_latent
+from ..core.errors import ObjectiveError
+from ..core.tracing import is_latent
 
 
 def warmup_weight(epoch: int, warmup_epochs: int, start: float = 0.0, end: float = 1.0) -> float:

@@ -32,8 +32,8 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.trace_struct import Trace
 from torch.func import functional_call
 
-from ..errors import ObjectiveError
-from .tracing import (
+from ..core.errors import ObjectiveError
+from ..core.tracing import (
     DATA_PLATE,
     log_weight,
     particle_plate,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from pyro.infer import ELBO, Trace_ELBO, TraceEnum_ELBO
 
-from ..errors import ObjectiveError
+from ..core.errors import ObjectiveError
 
 NAME = "semi_supervised"
 

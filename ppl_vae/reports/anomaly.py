@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..bounds.results import write_scores  # noqa: F401  (kept importable from here)
-from ..errors import InputError
+from ..core.errors import InputError
 
 
 def read_scores(path: str | Path, column: str = "log_p") -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bounds.estimators import KHAT_BAD
-from ..errors import InputError
+from ..core.errors import InputError
 from .tables import RunResult
 
 KHAT_OK = 0.5  # Vehtari et al. (2024): below 0.5 the importance-sampling estimate is reliable

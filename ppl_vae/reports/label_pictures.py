@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .pictures import _images, show_grid
 
 

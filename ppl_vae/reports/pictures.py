@@ -17,7 +17,7 @@ from typing import Any
 import pyro.poutine as poutine
 import torch
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 
 def _images(model: Any, x: torch.Tensor) -> torch.Tensor:

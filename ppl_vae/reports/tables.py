@@ -33,7 +33,7 @@ from ..bounds import Bounds, mean_and_stderr, read_inference_data, to_inference_
 from ..bounds.estimators import KHAT_BAD
 from ..bounds.registry import ESTIMATORS, OPT_IN
 from ..bounds.results import GROUP
-from ..errors import InputError, RunDirError
+from ..core.errors import InputError, RunDirError
 from ..layout import COMPARE_CSV, COMPARE_MD, DIAGNOSTICS, EVAL_JSON, EVAL_NETCDF, METRICS
 from ..runs.recipe import load_recipe
 from ..storage import write_text

@@ -20,9 +20,9 @@ from tqdm import tqdm
 from ..bounds.ais import check_counts
 from ..bounds.bdmc import bdmc
 from ..bounds.simulate import simulate
+from ..core.rng import derive_seed, forked_rng
 from ..distributed import SINGLE, World, all_gather
 from ..layout import BDMC_JSON, BDMC_PNG
-from ..rng import derive_seed, forked_rng
 from ..storage import write_json
 from .run import load_run
 

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import torch
 
+from ..core.errors import RecipeError
+from ..core.options import checked_lookup
+from ..core.registry import lookup
 from ..data import BINARIZATIONS, DATASETS, Splits, load_data
 from ..data import RESERVED as DATA_RESERVED
-from ..errors import RecipeError
 from ..guides import GUIDES, build_guide
 from ..guides import RESERVED as GUIDE_RESERVED
 from ..model import ACTIVATIONS, LIKELIHOODS, VAE, build_model
@@ -22,8 +24,6 @@ from ..model.likelihoods import RESERVED as LIKELIHOOD_RESERVED
 from ..model.output_bias import OUTPUT_BIASES, init_output_bias
 from ..objectives import OBJECTIVES, build_objective, wrapper_option_types
 from ..objectives import RESERVED as OBJECTIVE_RESERVED
-from ..options import checked_lookup
-from ..registry import lookup
 from ..training.noise import NOISES
 from .hierarchical import check_hierarchical, hierarchical_parts
 from .kinds import KIND_DATA, KIND_LOSS_OPTIONS, KIND_PARTS, check_kind

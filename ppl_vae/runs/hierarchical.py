@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..core.errors import RecipeError
+from ..core.options import checked_lookup
 from ..data import Splits
-from ..errors import RecipeError
 from ..guides.hierarchical import HIERARCHICAL_GUIDES, RESERVED
 from ..model.hierarchical import HierarchicalVAE, build_hierarchical
-from ..options import checked_lookup
 from .recipe import ModelConfig, NetConfig, Recipe
 
 # build_hierarchical's parameters that come from elsewhere in the recipe.

@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
+from ..core.errors import ObjectiveError, RecipeError
 from ..data import Splits
 from ..data.labels import check_labels, semi_supervised
 from ..data.quadrants import quadrant_split
-from ..errors import ObjectiveError, RecipeError
 from ..guides import build_guide
 from ..guides.labelled import build_labelled_guide
 from ..model.cvae import CondGuide, NoLatents, build_cvae

@@ -17,10 +17,10 @@ from typing import Any
 
 import tomli_w
 
-from ..errors import RecipeError, RunDirError
+from ..core.errors import RecipeError, RunDirError
+from ..core.options import check_value
+from ..core.registry import did_you_mean
 from ..layout import CHECKPOINT, RECIPE
-from ..options import check_value
-from ..registry import did_you_mean
 
 
 @dataclass(frozen=True)

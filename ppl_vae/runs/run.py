@@ -14,9 +14,9 @@ from pathlib import Path
 import pyro
 import torch
 
+from ..core.errors import RunDirError
 from ..data import Splits
 from ..distributed import SINGLE, World, barrier, resolve_device
-from ..errors import RunDirError
 from ..layout import CHECKPOINT, METRICS, RECIPE, SUMMARY
 from ..model import VAE
 from ..training.checkpoint import load_weights

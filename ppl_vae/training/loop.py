@@ -21,9 +21,9 @@ import pyro
 import torch
 from pyro.infer import SVI
 
+from ..core.errors import TrainingDiverged
 from ..data import Splits
 from ..distributed import SINGLE, World, all_gather, all_reduce_sum, barrier
-from ..errors import TrainingDiverged
 from ..layout import CHECKPOINT, METRICS
 from .checkpoint import DeferredInterrupt, Position, rng_state, save_training
 from .progress import Progress, resume_line, write_metrics

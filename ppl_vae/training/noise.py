@@ -19,9 +19,9 @@ import pyro.distributions as dist
 import torch
 from pyro.poutine.messenger import Messenger
 
-from ..errors import InputError
-from ..objectives.tracing import DATA_PLATE, is_latent
-from ..rng import derive_seed
+from ..core.errors import InputError
+from ..core.rng import derive_seed
+from ..core.tracing import DATA_PLATE, is_latent
 
 
 class PerPointNoise(Messenger):

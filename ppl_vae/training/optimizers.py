@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
+from ..core.options import checked_lookup
 from ..distributed import SINGLE, World
-from ..options import checked_lookup
 from .optim import JointOptim, adam
 
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InputError
-from ..options import checked_lookup
+from ..core.errors import InputError
+from ..core.options import checked_lookup
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,14 @@ import torch
 from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.util import is_validation_enabled
 
+from ..core.errors import InputError
+from ..core.registry import lookup
+from ..core.rng import forked_rng
+from ..core.tracing import settle_plate_nesting
 from ..data import Splits
 from ..distributed import SINGLE, World, broadcast_parameters, resolve_device
-from ..errors import InputError
 from ..layout import CHECKPOINT, METRICS, SUMMARY
 from ..model.checks import DataError, checked_once
-from ..objectives.tracing import settle_plate_nesting
-from ..registry import lookup
-from ..rng import forked_rng
 from ..storage import remove_temporaries, write_json
 from .checkpoint import load_training
 from .loop import Loop, Schedule, TrainingDiverged

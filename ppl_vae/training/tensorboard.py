@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 FOLDER = "tensorboard"  # inside the run dir
 GRID = 64  # prior samples in the per-epoch picture

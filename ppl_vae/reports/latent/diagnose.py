@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ...errors import SiteError
+from ...core.errors import SiteError
 from .clusters import cluster_codes
 from .information import information_split
 from .kl import kl_per_unit
@@ -117,7 +117,7 @@ def _diagnose(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``diagnose``'s document, and what the pictures need: the codes E_q[z|x] ``[N, D]`` (all
     sites side by side), the labels and the k-means assignment (or None)."""
-    from ...rng import forked_rng
+    from ...core.rng import forked_rng
 
     notes: list[str] = []
     with forked_rng(x.device, seed):

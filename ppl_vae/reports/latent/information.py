@@ -36,8 +36,8 @@ import pyro.poutine as poutine
 import torch
 from torch.distributions import Independent, Normal
 
-from ...errors import SiteError
-from ...rng import forked_rng
+from ...core.errors import SiteError
+from ...core.rng import forked_rng
 from .sites import check_data, latent_sites
 
 SAMPLE_BLOCK = 500  # points per sampling pass: fixed, so the draws do not depend on batch_size

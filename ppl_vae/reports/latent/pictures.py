@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...errors import InputError
+from ...core.errors import InputError
 from ...layout import CLUSTERS_PNG, KL_UNITS_PNG, TRAVERSALS_PNG
 from ..figures import figure, finish
 from ..pictures import decode, show_grid

@@ -5,7 +5,7 @@ that follows the contract: each latent sample site lies inside ``pyro.plate("dat
 number of sites, any distribution. A site's value has shape ``[N, *event]``; its units are the
 ``prod(event)`` numbers of one data point's value, flattened (``[N, d]``).
 
-Particles are traced under the vectorized particle plate of ``objectives.tracing``, left of the
+Particles are traced under the vectorized particle plate of ``core.tracing``, left of the
 guide's own plates, so a value becomes ``[S, N, *event]``; the model, where one is needed (for
 the prior of each site), is replayed on the guide's values.
 """
@@ -20,8 +20,8 @@ import pyro.poutine as poutine
 import torch
 from pyro.poutine.trace_struct import Trace
 
-from ...errors import InputError, SiteError
-from ...objectives.tracing import DATA_PLATE, is_latent, particle_plate
+from ...core.errors import InputError, SiteError
+from ...core.tracing import DATA_PLATE, is_latent, particle_plate
 
 MAX_ROWS = 50_000  # particles x data points traced at once; bounds memory for any batch size
 

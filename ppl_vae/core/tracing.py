@@ -33,7 +33,7 @@ from pyro.infer import ELBO
 from pyro.poutine.trace_struct import Trace
 from pyro.poutine.util import site_is_subsample
 
-from ..errors import SiteError
+from .errors import SiteError
 
 DATA_PLATE = "data"
 PARTICLE_PLATE = "num_particles_vectorized"
