@@ -109,7 +109,7 @@ def main() -> None:
         model, guide, x = run.model, run.guide, run.data.split("test")[: a.n]
     else:
         torch.manual_seed(0)
-        model, guide = pv.build_model(20, 784), pv.build_guide("diagonal", 784, 20)
+        model, guide = pv.build_model(784, 20), pv.build_guide("diagonal", 784, 20)
         x = torch.bernoulli(torch.full((a.n, 784), 0.2))
     if a.peak:  # a child of peak_in_fresh_process: print AIS's peak resident rise (MiB)
         from iwae_eval import peak_memory  # the benchmarks' RSS sampler (every 5 ms)

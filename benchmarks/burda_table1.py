@@ -136,7 +136,7 @@ def score_cell(run, args) -> dict:
 
 
 def _active_units(guide, x) -> list[int]:
-    from ppl_vae.reports.latent.units import active_units
+    from ppl_vae.analysis.units import active_units
 
     found = active_units(guide, x, threshold=0.01)
     return [found[site].count for site in sorted(found)]
@@ -157,10 +157,11 @@ def run_cell(job) -> dict | None:
 def _run_cell(cell, args) -> dict:
     import torch
 
+    import ppl_vae.analysis.units
+
     # everything now: the scoring imports would otherwise happen hours later, from files that
     # may have changed in the meantime
     import ppl_vae.bounds
-    import ppl_vae.reports.latent.units
     import ppl_vae.runs.run  # noqa: F401
 
     torch.set_num_threads(args.threads)

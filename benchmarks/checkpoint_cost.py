@@ -35,7 +35,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     a = p.parse_args()
     torch.manual_seed(0)
-    model = pv.build_model(20, 784, "bernoulli", hidden=[400])
+    model = pv.build_model(784, 20, likelihood="bernoulli", hidden=[400])
     guide = pv.build_guide("diagonal", 784, 20, hidden=[400])
     x = torch.bernoulli(torch.full((a.batch_size, 784), 0.13))
     optim = adam(1e-3)

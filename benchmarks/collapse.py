@@ -10,7 +10,7 @@ binarized MNIST, Adam 1e-3, batch 128) for the same number of epochs in every ce
 
 then, per run, scores ELBO and IWAE_K on the first ``--eval-subset`` test images
 (``evaluate_run``) and diagnoses the latent space on the first ``--diagnose-subset`` test
-images (``ppl_vae.reports.latent.diagnose_run``: active units, KL, mutual information). Each
+images (``ppl_vae.runs.diagnose.diagnose_run``: active units, KL, mutual information). Each
 cell writes ``OUT/<objective>_z<d>/cell.json`` when done, and a cell with one is skipped, so
 the script resumes where it stopped (a cell killed while training resumes from its
 checkpoint). At the end (or with ``--report``) it prints a markdown table and writes it to
@@ -51,7 +51,7 @@ def objectives(epochs: int) -> dict[str, list[str]]:
 def run_cell(name: str, z_dim: int, sets: list[str], a: argparse.Namespace) -> dict:
     """Trains (or resumes) one cell, evaluates and diagnoses it; returns and writes its figures."""
     from ppl_vae.layout import CHECKPOINT, SUMMARY
-    from ppl_vae.reports.latent import diagnose_run
+    from ppl_vae.runs.diagnose import diagnose_run
     from ppl_vae.runs.evaluate import evaluate_run
     from ppl_vae.runs.recipe import load
     from ppl_vae.runs.run import train_recipe

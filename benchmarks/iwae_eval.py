@@ -151,7 +151,7 @@ def load(a) -> tuple:
         model, guide, x = run.model, run.guide, run.data.test[: a.n]
     else:
         x = pv.load_data("mnist", binarize="dynamic").test[: a.n].to(device)
-        model = pv.build_model(20, 784, "bernoulli", hidden=[400]).to(device)
+        model = pv.build_model(784, 20, likelihood="bernoulli", hidden=[400]).to(device)
         guide = pv.build_guide("diagonal", 784, 20, hidden=[400]).to(device)
     return model.eval(), guide.eval(), x
 

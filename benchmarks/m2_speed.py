@@ -46,7 +46,9 @@ def pyro_ssvae(folder: Path):
 
 def ours(lr: float):
     """Our M2 (models/mnist_m2.toml's networks) and one SVI step function per batch kind."""
-    model = build_labelled_model(50, 784, 10, True, hidden=[500], activation="softplus")
+    model = build_labelled_model(
+        784, 50, num_classes=10, label_prior=True, hidden=[500], activation="softplus"
+    )
     z = build_guide("diagonal", 794, 50, hidden=[500], activation="softplus")
     guide = build_labelled_guide(z, 784, 10, True, [500], "softplus")
     svi = SVI(model, guide, Adam({"lr": lr}), SemiSupervisedELBO(alpha=46.0))

@@ -58,7 +58,7 @@ def plain_loop(
 
 def build(device):
     pyro.set_rng_seed(0)
-    model = pv.build_model(20, 784, "bernoulli", hidden=[400]).to(device)
+    model = pv.build_model(784, 20, likelihood="bernoulli", hidden=[400]).to(device)
     return model, pv.build_guide("diagonal", 784, 20, hidden=[400]).to(device)
 
 

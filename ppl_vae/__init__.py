@@ -28,7 +28,7 @@ _EXPORTS = {
     "build_guide": ("guides", "build_guide"),
     "build_model": ("model", "build_model"),
     "build_objective": ("objectives", "build_objective"),
-    "diagnose": ("reports.latent", "diagnose"),
+    "diagnose": ("analysis", "diagnose"),
     "evaluate_run": ("runs.evaluate", "evaluate_run"),
     "fit": ("training", "fit"),
     "load_data": ("data", "load_data"),
@@ -77,11 +77,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .analysis import diagnose
     from .data import DATASETS, LinearGaussian, Splits, load_data
     from .guides import GUIDES, AmortizedGuide, build_guide
     from .model import LIKELIHOODS, VAE, build_model
     from .objectives import OBJECTIVES, build_objective
-    from .reports.latent import diagnose
     from .runs.bdmc import bdmc_run
     from .runs.evaluate import evaluate_run
     from .runs.recipe import Recipe

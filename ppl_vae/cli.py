@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .core.errors import UserError
-from .layout import RECIPE, SCORES_CSV, TRAINING_CURVES, pictures_dir
+from .layout import RECIPE, SCORES_CSV
 
 # The library is imported inside each command, so that `ppl-vae --help` does not wait for it.
 
@@ -254,7 +254,8 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
 
 def _compare(a: argparse.Namespace) -> int:
     from .reports.plots import write_figures
-    from .reports.tables import load_result, write_comparison
+    from .reports.tables import write_comparison
+    from .runs.compare import load_result
 
     results = [load_result(r) for r in a.runs]
     paths = {**write_comparison(results, a.out), **write_figures(results, a.out)}
@@ -302,25 +303,19 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
 
 
 def _sample(a: argparse.Namespace) -> int:
-    from .reports.label_pictures import check_label, write_completions, write_label_pictures
-    from .reports.pictures import write_pictures
-    from .reports.plots import plot_training_curves
-    from .reports.tables import read_metrics
-    from .runs.run import load_run
+    from .runs.sample import sample_run
 
-    run = load_run(a.run, a.data_dir, a.device)
-    out = Path(a.out or pictures_dir(run.path))
-    x = run.data.split(a.split)[: a.subset or None]
-    labels = run.data.labels.get(a.split)
-    check_label(run.model, a.label)  # --label on an unconditional run: a clear error
-    if hasattr(run.model, "complete"):  # image completion (cvae)
-        paths = write_completions(run.model, x, run.data.cond[a.split], out, 8, a.seed)
-    elif hasattr(run.model, "analogies"):  # a model with labels (m2, conditional)
-        paths = write_label_pictures(run.model, run.guide, x, out, labels, a.label, a.n, a.seed)
-    else:
-        paths = write_pictures(run.model, run.guide, x, out, labels, a.n, a.seed)
-    paths["training_curves"] = out / TRAINING_CURVES
-    plot_training_curves({run.path.name: read_metrics(run.path)}, paths["training_curves"])
+    paths = sample_run(
+        a.run,
+        a.out,
+        split=a.split,
+        subset=a.subset,
+        n=a.n,
+        label=a.label,
+        seed=a.seed,
+        device=a.device,
+        data_dir=a.data_dir,
+    )
     print(json.dumps({k: str(v) for k, v in paths.items()}))
     return 0
 
@@ -424,7 +419,8 @@ def _diagnose_args(p: argparse.ArgumentParser) -> None:
 
 
 def _diagnose(a: argparse.Namespace) -> int:
-    from .reports.latent import diagnose_run, summary_line
+    from .analysis import summary_line
+    from .runs.diagnose import diagnose_run
 
     doc = diagnose_run(
         a.run,

@@ -15,7 +15,13 @@ def main(out: str, batch: int, steps: int) -> None:
     truth = LinearGaussian.random(x_dim=6, z_dim=2, correlation=0.5, dtype=torch.float64)
     x = truth.sample(64, torch.Generator().manual_seed(0))
     pyro.set_rng_seed(0)
-    model = build_model(2, 6, "gaussian", {"scale": 1.0, "learn_scale": "scalar"}, hidden=[4])
+    model = build_model(
+        6,
+        2,
+        likelihood="gaussian",
+        likelihood_options={"scale": 1.0, "learn_scale": "scalar"},
+        hidden=[4],
+    )
     guide = build_guide("diagonal", 6, 2, hidden=[5])
     model, guide = model.double(), guide.double()
     run_dir, trajectory = Path(out) / "run", []

@@ -24,6 +24,8 @@ from ppl_vae.bounds.anneal import SCHEDULES
 from ppl_vae.bounds.hmc import hmc_step
 from ppl_vae.bounds.target import State, Target
 from ppl_vae.core.errors import InputError, SiteError, UnknownNameError
+from ppl_vae.guides import ExactPosterior
+from ppl_vae.model import linear_vae
 
 Z = 5.0  # standard errors: the tolerance of every Monte Carlo check
 
@@ -77,7 +79,7 @@ def one_site():
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", dist.Normal(post.loc + 0.8, scale).to_event(1))
 
-    return truth, truth.vae(), truth.exact_guide(), poor
+    return truth, linear_vae(truth), ExactPosterior(truth), poor
 
 
 def two_sites():
@@ -295,7 +297,7 @@ def test_nan_potentials_are_rejected_and_counted():
 def test_every_guide_gives_the_target_exact_gradients(name, start):
     """log p(x, z), log s(z) and their gradients in z, for every registered guide as the start:
     the gradients match central finite differences (float64)."""
-    model = build_model(3, 8, "bernoulli", hidden=[6]).double()
+    model = build_model(8, 3, likelihood="bernoulli", hidden=[6]).double()
     guide = build_guide(name, 8, 3, hidden=[6]).double()
     x = torch.bernoulli(torch.full((4, 8), 0.3, dtype=torch.float64))
     target = Target(model, guide, x, 2, 1, start)

@@ -28,6 +28,8 @@ from ppl_vae.bounds import (
     psis_khat,
 )
 from ppl_vae.bounds.evaluate import CHUNK_ROWS
+from ppl_vae.guides import ExactPosterior
+from ppl_vae.model import linear_vae
 
 DTYPE = torch.float64
 
@@ -36,7 +38,7 @@ DTYPE = torch.float64
 def lg():
     truth = LinearGaussian.random(x_dim=6, z_dim=2, noise=0.5, correlation=0.7, dtype=DTYPE)
     x = truth.sample(200, torch.Generator().manual_seed(5))
-    return truth, truth.vae(), x
+    return truth, linear_vae(truth), x
 
 
 class OffGuide(PyroModule):
@@ -63,7 +65,7 @@ def _assert_same_mean(a, b, what):
 @pytest.mark.parametrize("k", [1, 10, 100])
 def test_exact_posterior_gives_exact_log_px(lg, k):
     truth, model, x = lg
-    log_w = log_weights(model, truth.exact_guide(), x, k, chunk_size=7)
+    log_w = log_weights(model, ExactPosterior(truth), x, k, chunk_size=7)
     assert log_w.shape == (k, len(x))
     exact = truth.log_prob(x)
     assert torch.allclose(log_w, exact.expand(k, -1), atol=1e-6, rtol=0)
@@ -74,7 +76,7 @@ def test_ordering_and_shrinking_gap():
     truth = LinearGaussian.random(x_dim=6, z_dim=2, noise=0.5, correlation=0.7, dtype=DTYPE)
     x = truth.sample(500, torch.Generator().manual_seed(6))
     pyro.set_rng_seed(1)
-    log_w = log_weights(truth.vae(), OffGuide(truth, shift=1.5), x, 1000, chunk_size=250)
+    log_w = log_weights(linear_vae(truth), OffGuide(truth, shift=1.5), x, 1000, chunk_size=250)
     exact = truth.log_prob(x)
     bounds = [elbo(log_w), iwae(log_w[:10]), iwae(log_w[:100]), iwae(log_w), exact]
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
@@ -110,7 +112,7 @@ def test_chunk_sizes_agree(lg):
     for c in (1, 7, k):
         pyro.set_rng_seed(10 + c)
         results[c] = iwae(log_weights(model, OffGuide(truth, widen=1.5), x, k, chunk_size=c))
-        exact = log_weights(model, truth.exact_guide(), x, k, chunk_size=c)
+        exact = log_weights(model, ExactPosterior(truth), x, k, chunk_size=c)
         assert torch.allclose(exact, truth.log_prob(x).expand(k, -1), atol=1e-6, rtol=0)
     _assert_same_mean(results[1], results[k], "chunk 1 vs K")
     _assert_same_mean(results[7], results[k], "chunk 7 vs K")
@@ -118,7 +120,7 @@ def test_chunk_sizes_agree(lg):
 
 def test_per_data_point_and_splitting(lg):
     truth, model, x = lg
-    g = truth.exact_guide()
+    g = ExactPosterior(truth)
     whole = log_weights(model, g, x, 5)
     parts = torch.cat([log_weights(model, g, x[:77], 5), log_weights(model, g, x[77:], 5)], 1)
     assert whole.shape == (5, 200) and torch.allclose(whole, parts, atol=1e-9)
@@ -151,7 +153,7 @@ def test_streaming_equals_the_materialized_estimators(lg):
 
 def test_ess_and_khat_behave(lg):
     truth, model, x = lg
-    exact = log_weights(model, truth.exact_guide(), x[:20], 100)
+    exact = log_weights(model, ExactPosterior(truth), x[:20], 100)
     assert torch.allclose(ess(exact), torch.full((20,), 100.0, dtype=DTYPE), rtol=1e-6)
     pyro.set_rng_seed(0)
     wide = log_weights(model, OffGuide(truth, widen=1.5), x[:20], 100)
@@ -201,21 +203,21 @@ def test_works_with_a_built_in_guide_and_float32():
     truth = LinearGaussian.random(x_dim=6, z_dim=2)
     x = truth.sample(10)
     guide = build_guide("diagonal", 6, 2, hidden=[8])
-    log_w = log_weights(truth.vae(), guide, x, 13, chunk_size=5)
+    log_w = log_weights(linear_vae(truth), guide, x, 13, chunk_size=5)
     assert log_w.shape == (13, 10) and torch.isfinite(log_w).all()
 
 
 def test_bad_arguments_are_clear_errors(lg):
     truth, model, x = lg
     with pytest.raises(ValueError, match=r"K\) must be an integer >= 1"):
-        log_weights(model, truth.exact_guide(), x, 0)
+        log_weights(model, ExactPosterior(truth), x, 0)
     with pytest.raises(ValueError, match="chunk_size"):
-        log_weights(model, truth.exact_guide(), x, 5, chunk_size=0)
+        log_weights(model, ExactPosterior(truth), x, 5, chunk_size=0)
     with pytest.raises(ValueError, match="k-hat needs at least 21 particles"):
         psis_khat(torch.zeros(10, 3))
     with pytest.raises(ValueError, match="k-hat needs at least 21.*--no-khat"):
-        evaluate(model, truth.exact_guide(), x, [1, 10], khat=True)  # asked for: refused
-    unasked = evaluate(model, truth.exact_guide(), x, [1, 10])  # not asked for: skipped
+        evaluate(model, ExactPosterior(truth), x, [1, 10], khat=True)  # asked for: refused
+    unasked = evaluate(model, ExactPosterior(truth), x, [1, 10])  # not asked for: skipped
     assert unasked.khat is None and unasked.iwae.shape == (len(x), 2)
     with pytest.raises(ValueError, match=r"shape \[K, N\]"):
         iwae(torch.zeros(3))
@@ -230,7 +232,7 @@ def test_site_outside_the_data_plate_is_refused(lg):
 
     def global_guide(x):
         pyro.sample("c", dist.Normal(0.0, 1.0))
-        truth.exact_guide()(x)
+        ExactPosterior(truth)(x)
 
     with pytest.raises(ValueError, match="'c' is not inside pyro.plate"):
         log_weights(global_model, global_guide, x, 3)
@@ -244,11 +246,11 @@ def test_encoder_runs_once_per_batch_and_changes_nothing(name):
     calls = []
     guide.encoder.register_forward_hook(lambda *_: calls.append(1))
     torch.manual_seed(3)
-    reused = log_weights(truth.vae(), guide, x, 40, chunk_size=7)  # 6 chunks
+    reused = log_weights(linear_vae(truth), guide, x, 40, chunk_size=7)  # 6 chunks
     assert len(calls) == 2  # the plate-nesting probe, then once for all chunks
     torch.manual_seed(3)
     guide.reusing_distribution = contextlib.nullcontext  # the encoder on every chunk
-    again = log_weights(truth.vae(), guide, x, 40, chunk_size=7)
+    again = log_weights(linear_vae(truth), guide, x, 40, chunk_size=7)
     assert len(calls) == 2 + 6 + 1
     assert torch.equal(reused, again)
 

@@ -195,7 +195,7 @@ def test_truncated_two_stage_run_resumed_mid_stage_equals_the_uninterrupted_run(
 def test_active_units_count_the_dead_ones():
     """Units whose posterior mean ignores its input are dead (variance exactly 0); the others
     move with x. Layer 1's variance is the closed-form mean's, computed directly here."""
-    from ppl_vae.reports.latent.units import active_units
+    from ppl_vae.analysis.units import active_units
 
     torch.manual_seed(0)
     guide = BottomUpGaussian(12, [6, 5], [[16], [8]])

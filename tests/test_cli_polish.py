@@ -108,7 +108,7 @@ class HandWrittenGuide(PyroModule):
 
 def test_a_run_fit_from_python_says_how_to_evaluate_it(tmp_path, capsys):
     x = torch.bernoulli(torch.full((40, 12), 0.3), generator=torch.Generator().manual_seed(0))
-    model, guide = build_model(2, 12, "bernoulli", hidden=[8]), HandWrittenGuide(12, 2)
+    model, guide = build_model(12, 2, likelihood="bernoulli", hidden=[8]), HandWrittenGuide(12, 2)
     fit(model, guide, x, epochs=1, batch_size=20, run_dir=tmp_path, progress=False)
     assert main(["evaluate", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -116,7 +116,7 @@ def test_a_run_fit_from_python_says_how_to_evaluate_it(tmp_path, capsys):
     assert "ppl_vae.bounds.evaluate(model, guide, x)" in err
     assert f"ppl_vae.training.checkpoint.load_weights('{tmp_path}/checkpoint.pt'" in err
     # what the message says works
-    model2, guide2 = build_model(2, 12, "bernoulli", hidden=[8]), HandWrittenGuide(12, 2)
+    model2, guide2 = build_model(12, 2, likelihood="bernoulli", hidden=[8]), HandWrittenGuide(12, 2)
     load_weights(tmp_path / "checkpoint.pt", model2, guide2)
     assert torch.equal(guide2.loc.weight, guide.loc.weight)
     estimates = evaluate(model2, guide2, x, ks=[1, 5]).estimates()

@@ -10,8 +10,9 @@ import torch
 from ppl_vae.bounds import evaluate, log_weights
 from ppl_vae.core.errors import DataError, InputError, RecipeError
 from ppl_vae.guides import build_guide
+from ppl_vae.guides.conditional import CondGuide, NoLatents
 from ppl_vae.model import build_model
-from ppl_vae.model.cvae import CondGuide, NoLatents, build_cvae
+from ppl_vae.model.cvae import build_cvae
 from ppl_vae.model.likelihoods import softplus_inverse
 from ppl_vae.runs.build import check_recipe
 from ppl_vae.runs.recipe import from_dict
@@ -21,9 +22,9 @@ X, Z = 12, 3
 
 def _vae_and_cvae():
     """A linear VAE and a CVAE that is the same VAE when nothing is given (cond all -1)."""
-    vae = build_model(Z, X, hidden=[])
+    vae = build_model(X, Z, hidden=[])
     guide = build_guide("diagonal", X, Z, hidden=[])
-    cvae = build_cvae(Z, X, hidden=[])
+    cvae = build_cvae(X, Z, hidden=[])
     cguide = CondGuide(build_guide("diagonal", 2 * X, Z, hidden=[]))
     with torch.no_grad():
         prior = cvae.prior_net[0]  # p(z | x_in) = N(0, I) whatever x_in
@@ -74,7 +75,7 @@ def test_given_pixels_are_not_scored():
     cond[:, X // 2 :] = -1  # the first half given
     flipped = x.clone()
     flipped[:, : X // 2] = 1 - flipped[:, : X // 2]  # change only given pixels of x
-    base = build_cvae(Z, X, baseline=True, hidden=[])  # no latent: its weight is exact
+    base = build_cvae(X, Z, baseline=True, hidden=[])  # no latent: its weight is exact
     wa = log_weights(base, NoLatents(), x, 1, cond=cond)
     wb = log_weights(base, NoLatents(), flipped, 1, cond=cond)
     torch.testing.assert_close(wa, wb)
@@ -95,7 +96,7 @@ def test_models_that_need_a_condition_say_so():
         cvae(x, cond=x[:, :3])
     from ppl_vae.model.labelled import build_labelled_model
 
-    m = build_labelled_model(Z, X, 4, label_prior=False, hidden=[])
+    m = build_labelled_model(X, Z, num_classes=4, label_prior=False, hidden=[])
     with pytest.raises(InputError, match="needs the labels"):
         m(x)
     with pytest.raises(DataError, match=r"lie in \[0, 4\)"):
@@ -138,7 +139,7 @@ def test_label_flag_errors():
         with pytest.raises(InputError, match="no class labels"):
             check_label(unconditional, 3)
         check_label(unconditional, None)
-    m = build_labelled_model(Z, X, 4, hidden=[])
+    m = build_labelled_model(X, Z, num_classes=4, hidden=[])
     check_label(m, 3)
     with pytest.raises(InputError, match=r"class in 0\.\.3, got 4"):
         check_label(m, 4)

@@ -55,7 +55,7 @@ def test_split_hides_the_rest_and_completions_keep_the_input():
     mask = given_mask(1)
     assert torch.equal(cond[:, mask], x[:, mask]) and bool((cond[:, ~mask] == HIDDEN).all())
     for baseline in (False, True):
-        model = build_cvae(4, 784, baseline=baseline, hidden=[16])
+        model = build_cvae(784, 4, baseline=baseline, hidden=[16])
         done = model.complete(cond)
         assert torch.equal(done[:, mask], x[:, mask])
         assert bool(((done[:, ~mask] >= 0) & (done[:, ~mask] <= 1)).all())

@@ -1,5 +1,5 @@
 """Diagnostics of the latent space: active units, KL per unit, the information split, clusters,
-pictures and the bad inputs of ``ppl_vae.reports.latent``, against exact answers.
+pictures and the bad inputs of ``ppl_vae.analysis``, against exact answers.
 
 Dead units: a guide whose mean ignores x in some units and equals the prior there, so their
 variance and KL are exactly 0. Information split: the linear-Gaussian model with its exact
@@ -20,10 +20,7 @@ import torch
 from pyro.nn import PyroModule
 from torch.distributions.transforms import AffineTransform
 
-from ppl_vae.core.errors import InputError
-from ppl_vae.data.linear_gaussian import LinearGaussian
-from ppl_vae.model import build_model
-from ppl_vae.reports.latent import (
+from ppl_vae.analysis import (
     active_units,
     cluster_codes,
     diagnose,
@@ -31,7 +28,12 @@ from ppl_vae.reports.latent import (
     kl_per_unit,
     posterior_means,
 )
-from ppl_vae.reports.latent.pictures import STEPS, traversal_grid
+from ppl_vae.core.errors import InputError
+from ppl_vae.data.linear_gaussian import LinearGaussian
+from ppl_vae.guides import ExactPosterior
+from ppl_vae.model import build_model, linear_vae
+from ppl_vae.reports.latent_pictures import STEPS, traversal_grid
+from ppl_vae.runs.diagnose import write_diagnostics
 
 Z, LIVE, X_DIM = 5, 3, 64  # units 0..2 are live, 3..4 dead; 8 x 8 "images"
 LIVE_SCALE = 0.5
@@ -66,7 +68,7 @@ class DeadUnitGuide(PyroModule):
 
 def _dead_unit_model():
     """A VAE over 8 x 8 Bernoulli images whose linear decoder ignores the dead units."""
-    model = build_model(Z, X_DIM, "bernoulli", hidden=[], image_shape=(1, 8, 8)).double()
+    model = build_model(X_DIM, Z, likelihood="bernoulli", hidden=[], image_shape=(1, 8, 8)).double()
     with torch.no_grad():
         model.decoder[0].weight[:, LIVE:] = 0
     return model
@@ -167,7 +169,7 @@ def test_information_split_matches_the_gaussian_closed_form():
     chi^2 / (2N) to first order, chi^2 = E_x int q(z|x)^2 / p(z) dz - 1 (computed below in
     closed form per point); the tolerance is 5 standard errors plus that bias."""
     truth, x = _linear_gaussian(2000)
-    model, guide = truth.vae(), truth.exact_guide()
+    model, guide = linear_vae(truth), ExactPosterior(truth)
     post = truth.posterior(x)
     sigma = post.covariance_matrix[0]
     mi = -0.5 * float(torch.logdet(sigma))
@@ -195,7 +197,7 @@ def _chi_square(m: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 def test_information_split_does_not_depend_on_the_batch_size():
     truth, x = _linear_gaussian(700)
-    model, guide = truth.vae(), truth.exact_guide()
+    model, guide = linear_vae(truth), ExactPosterior(truth)
     splits = [information_split(model, guide, x, batch_size=b) for b in (50, 128, 700)]
     for s in splits[1:]:
         for key in ("kl", "mutual_information", "marginal_kl"):
@@ -220,7 +222,7 @@ def test_pictures_have_the_expected_sizes(tmp_path):
 
     x, guide, model = _images(300), DeadUnitGuide(), _dead_unit_model()
     labels = torch.arange(300) % 3
-    doc = diagnose(model, guide, x, labels, out=tmp_path)
+    doc = write_diagnostics(model, guide, x, tmp_path, labels)
     assert (tmp_path / "diagnostics.json").is_file() and doc["notes"] == []
     paths = {k: Path(v) for k, v in doc["pictures"].items()}
     assert set(paths) == {"traversals", "clusters", "kl_units"}

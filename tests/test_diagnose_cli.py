@@ -46,7 +46,7 @@ def _tiny():
     from ppl_vae.model import build_model
 
     x = torch.bernoulli(torch.rand(40, 16, generator=torch.Generator().manual_seed(0)))
-    return build_model(2, 16, hidden=[8]), build_guide("diagonal", 16, 2, hidden=[8]), x
+    return build_model(16, 2, hidden=[8]), build_guide("diagonal", 16, 2, hidden=[8]), x
 
 
 def test_tensorboard_without_the_extra_is_a_clear_error(tmp_path, monkeypatch):

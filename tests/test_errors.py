@@ -29,7 +29,7 @@ MODELS = REPO / "models"
 
 
 def _fit(x, likelihood="gaussian", x_dim=4, **kw):
-    model = build_model(2, x_dim, likelihood, hidden=[])
+    model = build_model(x_dim, 2, likelihood=likelihood, hidden=[])
     guide = build_guide("diagonal", x_dim, 2, hidden=[])
     return fit(model, guide, x, **{"epochs": 1, "batch_size": 8, "progress": False, **kw})
 
@@ -98,7 +98,7 @@ def test_unknown_names_in_the_builders():
     with pytest.raises(UnknownNameError, match="Did you mean 'elbo'"):
         build_objective("ebo")
     with pytest.raises(UnknownNameError, match="Did you mean 'gaussian'"):
-        build_model(2, 4, "gausian")
+        build_model(4, 2, likelihood="gausian")
 
 
 def test_unknown_name_through_the_cli_fails_fast_with_exit_2(tmp_path, capsys):
@@ -181,7 +181,7 @@ def test_option_of_another_likelihood_says_it_does_not_apply():
     ):
         check_recipe(recipe, str(MODELS / "fashion_gaussian_conv.toml"))
     with pytest.raises(ValueError, match=r"does not apply to likelihood 'bernoulli'"):
-        build_model(2, 4, "bernoulli", {"scale": 0.5})
+        build_model(4, 2, likelihood="bernoulli", likelihood_options={"scale": 0.5})
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,8 @@ from _smoke import MODELS, SMOKE
 from ppl_vae import LinearGaussian, build_guide, build_model, fit, load_run
 from ppl_vae.bounds import evaluate, log_weights
 from ppl_vae.cli import main
+from ppl_vae.guides import ExactPosterior
+from ppl_vae.model import linear_vae
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 
@@ -66,7 +68,7 @@ def _train_and_evaluate(tmp_path, capsys, device):
 
 def _fit(device):
     x = torch.bernoulli(torch.full((256, 784), 0.2))
-    model = build_model(8, 784, "bernoulli", hidden=[64])
+    model = build_model(784, 8, likelihood="bernoulli", hidden=[64])
     guide = build_guide("diagonal", 784, 8, hidden=[64])
     result = fit(model, guide, x, epochs=1, batch_size=64, device=device, progress=False)
     assert result.steps == 4
@@ -76,7 +78,7 @@ def _fit(device):
 def _exact_log_px(device):
     truth = LinearGaussian.random(x_dim=6, z_dim=2, dtype=torch.float64)
     x = truth.sample(20)
-    vae, exact = truth.vae().to(device), truth.exact_guide().to(device)
+    vae, exact = linear_vae(truth).to(device), ExactPosterior(truth).to(device)
     log_w = log_weights(vae, exact, x.to(device), 50, chunk_size=20)
     assert log_w.device.type == device
     assert torch.allclose(log_w.cpu(), truth.log_prob(x).expand(50, -1), atol=1e-6)

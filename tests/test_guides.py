@@ -62,7 +62,7 @@ def _one_thread():
 
 def _parts(name: str, seed: int = 0):
     torch.manual_seed(seed)
-    model = build_model(Z_DIM, X_DIM, "bernoulli", hidden=[16]).to(DTYPE)
+    model = build_model(X_DIM, Z_DIM, likelihood="bernoulli", hidden=[16]).to(DTYPE)
     guide = build_guide(name, X_DIM, Z_DIM, hidden=[16]).to(DTYPE)
     return model, guide
 
@@ -279,7 +279,13 @@ def linear_gaussian():
 
 
 def _frozen_model(truth):
-    model = build_model(truth.z_dim, truth.x_dim, "gaussian", {"scale": truth.s}, hidden=[])
+    model = build_model(
+        truth.x_dim,
+        truth.z_dim,
+        likelihood="gaussian",
+        likelihood_options={"scale": truth.s},
+        hidden=[],
+    )
     model = model.to(DTYPE)
     with torch.no_grad():
         model.decoder[0].weight.copy_(truth.W)
@@ -389,7 +395,7 @@ def test_readme_guide_trains_and_is_bounded(tmp_path):
     from ppl_vae.bounds import log_weights
 
     cls = _readme_guide_class()
-    model = build_model(Z_DIM, X_DIM, "bernoulli", hidden=[16]).to(DTYPE)
+    model = build_model(X_DIM, Z_DIM, likelihood="bernoulli", hidden=[16]).to(DTYPE)
     guide = cls(X_DIM, Z_DIM, hidden=16).to(DTYPE)
     x = _data(64)
     loss = build_objective("elbo_stl", num_particles=4)
@@ -400,7 +406,7 @@ def test_readme_guide_trains_and_is_bounded(tmp_path):
         epochs=3,
         batch_size=32,
         lr=1e-2,
-        loss=loss,
+        objective=loss,
         run_dir=tmp_path,
         progress=False,
     )

@@ -14,6 +14,7 @@ from torch.distributions import Normal, kl_divergence
 
 from ppl_vae import LinearGaussian, build_guide, build_model, build_objective, fit
 from ppl_vae.data import Splits
+from ppl_vae.model import linear_vae
 
 DTYPE = torch.float64
 
@@ -30,7 +31,7 @@ def test_exact_formulas_satisfy_bayes_rule():
 
 
 def _frozen_model(truth):
-    return truth.vae()
+    return linear_vae(truth)
 
 
 def _mc_elbo(model, guide, x, num_samples):
@@ -50,9 +51,19 @@ def trained():
     model = _frozen_model(truth)
     guide = build_guide("diagonal", truth.x_dim, truth.z_dim, hidden=[]).to(DTYPE)
     loss = build_objective("elbo", num_particles=8)
-    fit(model, guide, data, epochs=60, batch_size=200, lr=5e-2, loss=loss, progress=False)
+    fit(model, guide, data, epochs=60, batch_size=200, lr=5e-2, objective=loss, progress=False)
     # A second, quieter stage: smaller steps average out the SGD noise in the guide.
-    fit(model, guide, data, epochs=60, batch_size=1000, lr=5e-3, loss=loss, seed=1, progress=False)
+    fit(
+        model,
+        guide,
+        data,
+        epochs=60,
+        batch_size=1000,
+        lr=5e-3,
+        objective=loss,
+        seed=1,
+        progress=False,
+    )
     return truth, model, guide, data.test
 
 
@@ -99,7 +110,13 @@ def test_elbo_gap_is_the_closed_form_kl(trained):
 def test_learned_decoder_gives_its_own_exact_answers():
     truth = LinearGaussian.random(x_dim=6, z_dim=2, noise=0.5, dtype=DTYPE)
     x = truth.sample(2000, torch.Generator().manual_seed(3))
-    model = build_model(2, 6, "gaussian", {"scale": 1.0, "learn_scale": "scalar"}, hidden=[])
+    model = build_model(
+        6,
+        2,
+        likelihood="gaussian",
+        likelihood_options={"scale": 1.0, "learn_scale": "scalar"},
+        hidden=[],
+    )
     guide = build_guide("diagonal", 6, 2, hidden=[])
     model, guide = model.to(DTYPE), guide.to(DTYPE)
     fit(model, guide, x, epochs=30, batch_size=100, lr=2e-2, progress=False)

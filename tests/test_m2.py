@@ -27,7 +27,7 @@ from ppl_vae.model.likelihoods import softplus_inverse
 from ppl_vae.objectives import build_objective
 from ppl_vae.objectives.semi_supervised import SemiSupervisedELBO, check_objective
 from ppl_vae.runs import recipe as config
-from ppl_vae.runs.build import build_loss
+from ppl_vae.runs.build import build_recipe_objective
 
 C, D, Z, S = 3, 5, 2, 0.7
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +42,15 @@ def mixture():
         q, _ = torch.linalg.qr(torch.randn(D, Z, generator=g))
         a = q * torch.tensor([1.5, 0.8])  # orthogonal columns: A^T A diagonal
         c = 2 * torch.randn(C, D, generator=g)
-        model = build_labelled_model(Z, D, C, True, "gaussian", {"scale": S}, hidden=[])
+        model = build_labelled_model(
+            D,
+            Z,
+            num_classes=C,
+            label_prior=True,
+            likelihood="gaussian",
+            likelihood_options={"scale": S},
+            hidden=[],
+        )
         with torch.no_grad():
             model.decoder[0].weight.copy_(torch.cat([a, c.T], 1))
             model.decoder[0].bias.zero_()
@@ -147,8 +155,8 @@ def test_the_run_derives_labelled_scale_from_the_repeats():
     data = semi_supervised(_splits(), 50, seed=0, labelled_fraction=0.25)
     rows = int((data.cond["train"] >= 0).sum())
     assert rows > 50
-    assert build_loss(recipe, data).labelled_scale == pytest.approx(50 / rows)
-    assert build_loss(recipe).labelled_scale == 1.0  # no data: nothing to derive
+    assert build_recipe_objective(recipe, data).labelled_scale == pytest.approx(50 / rows)
+    assert build_recipe_objective(recipe).labelled_scale == 1.0  # no data: nothing to derive
     with pytest.raises(ObjectiveError, match="comes from data.labels"):
         build_objective("semi_supervised", labelled_scale=0.5)
 
@@ -254,7 +262,7 @@ def _m2_fit(run_dir, max_steps, resume=False):
         seed=1,
         num_classes=4,
     )
-    model = build_labelled_model(3, 16, 4, True, hidden=[8])
+    model = build_labelled_model(16, 3, num_classes=4, label_prior=True, hidden=[8])
     guide = build_labelled_guide(build_guide("diagonal", 20, 3, hidden=[8]), 16, 4, True, [8])
     result = fit(
         model,
@@ -263,7 +271,7 @@ def _m2_fit(run_dir, max_steps, resume=False):
         epochs=3,
         batch_size=16,
         lr=1e-2,
-        loss=SemiSupervisedELBO(),
+        objective=SemiSupervisedELBO(),
         run_dir=run_dir,
         resume=resume,
         max_steps=max_steps,

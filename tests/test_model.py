@@ -14,7 +14,7 @@ def _trace(model, x):
 
 
 def test_model_sites_and_plate():
-    model = build_model(3, 12, "bernoulli", hidden=[8])
+    model = build_model(12, 3, likelihood="bernoulli", hidden=[8])
     x = torch.bernoulli(torch.full((5, 12), 0.3))
     tr = _trace(model, x)
     assert tr.nodes["z"]["value"].shape == (5, 3)
@@ -27,7 +27,7 @@ def test_model_sites_and_plate():
 
 
 def test_prior_is_standard_normal():
-    model = build_model(4, 6, "gaussian", hidden=[])
+    model = build_model(6, 4, likelihood="gaussian", hidden=[])
     p = model.prior(torch.zeros(1))
     z = torch.randn(10, 4)
     ref = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
@@ -35,19 +35,19 @@ def test_prior_is_standard_normal():
 
 
 def test_bernoulli_refuses_grayscale_with_a_fix():
-    model = build_model(2, 4, "bernoulli", hidden=[])
+    model = build_model(4, 2, likelihood="bernoulli", hidden=[])
     with pytest.raises(DataError, match="binary.*binarize.*continuous_bernoulli"):
         model(torch.full((3, 4), 0.5))
 
 
 def test_checks_hold_with_pyro_validation_off():
-    model = build_model(2, 4, "bernoulli", hidden=[])
+    model = build_model(4, 2, likelihood="bernoulli", hidden=[])
     with pyro.validation_enabled(False), pytest.raises(DataError, match="binary"):
         model(torch.full((3, 4), 0.5))
 
 
 def test_nan_and_shape_errors():
-    model = build_model(2, 4, "gaussian", hidden=[])
+    model = build_model(4, 2, likelihood="gaussian", hidden=[])
     with pytest.raises(DataError, match="NaN"):
         model(torch.tensor([[0.0, float("nan"), 0.0, 0.0]]))
     with pytest.raises(DataError, match=r"shape \[N, 4\]"):
@@ -57,7 +57,7 @@ def test_nan_and_shape_errors():
 
 
 def test_continuous_bernoulli_range():
-    model = build_model(2, 4, "continuous_bernoulli", hidden=[])
+    model = build_model(4, 2, likelihood="continuous_bernoulli", hidden=[])
     tr = _trace(model, torch.full((3, 4), 0.25))
     assert torch.isfinite(tr.log_prob_sum())
     with pytest.raises(DataError, match=r"\[0, 1\]"):
@@ -66,7 +66,13 @@ def test_continuous_bernoulli_range():
 
 @pytest.mark.parametrize("learn,shape", [("none", None), ("scalar", (1,)), ("pixel", (6,))])
 def test_gaussian_scales(learn, shape):
-    model = build_model(2, 6, "gaussian", {"scale": 0.3, "learn_scale": learn}, hidden=[])
+    model = build_model(
+        6,
+        2,
+        likelihood="gaussian",
+        likelihood_options={"scale": 0.3, "learn_scale": learn},
+        hidden=[],
+    )
     params = dict(model.likelihood.named_parameters())
     if shape is None:
         assert not params
@@ -77,11 +83,11 @@ def test_gaussian_scales(learn, shape):
 
 def test_unknown_names_list_valid_ones():
     with pytest.raises(UnknownNameError, match="Did you mean 'gaussian'.*bernoulli"):
-        build_model(2, 4, "gausian")
+        build_model(4, 2, likelihood="gausian")
     with pytest.raises(UnknownNameError, match="Valid names: diagonal"):
         build_guide("diagnal", 4, 2)
     with pytest.raises(UnknownNameError, match="activation"):
-        build_model(2, 4, "gaussian", activation="relux")
+        build_model(4, 2, likelihood="gaussian", activation="relux")
 
 
 @pytest.mark.parametrize("kind,out", [("encoder", 10), ("decoder", 784)])
@@ -101,7 +107,7 @@ def test_diagonal_guide_samples_under_the_data_plate():
 
 
 def test_model_samples():
-    model = build_model(2, 6, "bernoulli", hidden=[4])
+    model = build_model(6, 2, likelihood="bernoulli", hidden=[4])
     x = model.sample(7)
     assert x.shape == (7, 6) and ((x > 0) & (x < 1)).all()
 
@@ -123,7 +129,7 @@ def test_pyro_validation_runs_on_the_first_step_only():
 
     from ppl_vae import fit
 
-    model = build_model(3, 12, "bernoulli", hidden=[8])
+    model = build_model(12, 3, likelihood="bernoulli", hidden=[8])
     x = torch.bernoulli(torch.full((40, 12), 0.3))
     with pytest.warns(UserWarning, match="vars in guide but not model") as caught:
         result = fit(model, _ExtraSiteGuide(), x, epochs=1, batch_size=10, progress=False)

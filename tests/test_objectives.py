@@ -21,6 +21,8 @@ from ppl_vae import LinearGaussian, bounds, build_guide, build_model, build_obje
 from ppl_vae.bounds.log_weights import max_plate_nesting
 from ppl_vae.core.registry import UnknownNameError
 from ppl_vae.core.tracing import settle_plate_nesting
+from ppl_vae.guides import ExactPosterior
+from ppl_vae.model import linear_vae
 from ppl_vae.objectives import (
     FREE_BITS_KL,
     MIWAE,
@@ -106,7 +108,7 @@ def _repeat(truth, n, seed=1):
 
 
 def test_iwae_matches_bounds_at_the_same_seed(truth):
-    model, guide = truth.vae(), _guide(truth)
+    model, guide = linear_vae(truth), _guide(truth)
     x = truth.sample(64, torch.Generator().manual_seed(2))
     loss = build_objective("iwae", num_particles=10)
     loss.loss(model, guide, x)  # Pyro guesses max_plate_nesting on its first call
@@ -140,7 +142,9 @@ def _step(loss, model, guide, x, seed):
 
 def _trainable(truth):
     likelihood = {"scale": 0.7, "learn_scale": "scalar"}
-    model = build_model(truth.z_dim, truth.x_dim, "gaussian", likelihood, hidden=[])
+    model = build_model(
+        truth.x_dim, truth.z_dim, likelihood="gaussian", likelihood_options=likelihood, hidden=[]
+    )
     torch.manual_seed(3)
     return model.to(DTYPE), _guide(truth, seed=4)
 
@@ -216,7 +220,7 @@ class _IgnoresKLWeight(IWAE_DReG):
 @pytest.mark.parametrize("kl_weight", [1.0, 0.5])
 def test_dreg_is_unbiased_for_the_iwae_gradient_with_lower_variance(truth, kl_weight):
     K, R = 10, 20000
-    model = truth.vae()
+    model = linear_vae(truth)
     guide = _set_guide(
         _guide(truth),
         truth,
@@ -258,7 +262,7 @@ def _diagonal_posterior_model():
 
 def test_stl_gradient_is_zero_for_every_draw_at_the_exact_posterior():
     truth = _diagonal_posterior_model()
-    model, guide = truth.vae(), _set_guide(_guide(truth), truth)
+    model, guide = linear_vae(truth), _set_guide(_guide(truth), truth)
     with torch.no_grad():  # the likelihood's scale buffer is born float32: set it in float64
         model.likelihood.raw_scale.fill_(truth.s + math.log(-math.expm1(-truth.s)))
     assert model.likelihood.scale.item() == pytest.approx(truth.s, rel=1e-15)
@@ -275,7 +279,7 @@ def test_stl_gradient_is_zero_for_every_draw_at_the_exact_posterior():
 
 def test_stl_is_unbiased_for_the_elbo_gradient(truth):
     R = 20000
-    model = truth.vae()
+    model = linear_vae(truth)
     guide = _set_guide(_guide(truth), truth, shift=0.5, factor=1.3)
     x = _repeat(truth, R)
     reference = _output_grads(build_objective("elbo"), model, guide, x, seed=1)
@@ -296,7 +300,7 @@ def test_warmup_schedule_produces_the_stated_weights():
 
 @pytest.mark.parametrize("name", ["elbo", "iwae"])
 def test_warmup_weights_the_latent_terms_of_the_log_weights(truth, name):
-    model, guide = truth.vae(), _guide(truth)
+    model, guide = linear_vae(truth), _guide(truth)
     x = truth.sample(30, torch.Generator().manual_seed(13))
     K = 1 if name == "elbo" else 4
     loss = build_objective(name, K, kl_warmup_epochs=4)
@@ -316,7 +320,7 @@ def test_warmup_weights_the_latent_terms_of_the_log_weights(truth, name):
 
 
 def test_free_bits_floor_each_dimension_in_value_and_gradient(truth):
-    model, guide = truth.vae(), _set_guide(_guide(truth), truth)
+    model, guide = linear_vae(truth), _set_guide(_guide(truth), truth)
     with torch.no_grad():  # latent dimension 1 ignores x and sits near the prior: small KL
         lin = guide.encoder[0]
         lin.weight[1] = 0.0
@@ -348,7 +352,7 @@ def test_free_bits_floor_each_dimension_in_value_and_gradient(truth):
 
 
 def test_fit_logs_the_kl_weight_and_free_bits_each_epoch(truth, tmp_path):
-    model, guide = truth.vae(), _guide(truth)
+    model, guide = linear_vae(truth), _guide(truth)
     x = truth.sample(200, torch.Generator().manual_seed(17))
     loss = build_objective("elbo", kl_warmup_epochs=2, free_bits=0.1)
     result = fit(
@@ -358,7 +362,7 @@ def test_fit_logs_the_kl_weight_and_free_bits_each_epoch(truth, tmp_path):
         epochs=3,
         batch_size=100,
         lr=1e-2,
-        loss=loss,
+        objective=loss,
         run_dir=tmp_path,
         progress=False,
     )
@@ -369,7 +373,7 @@ def test_fit_logs_the_kl_weight_and_free_bits_each_epoch(truth, tmp_path):
 
 
 def test_free_bits_inside_a_warmup_by_hand(truth):
-    model, guide = truth.vae(), _set_guide(_guide(truth), truth, shift=0.3)
+    model, guide = linear_vae(truth), _set_guide(_guide(truth), truth, shift=0.3)
     x = truth.sample(50, torch.Generator().manual_seed(20))
     floor, analytic = 1.8, build_objective("elbo_analytic_kl")
     loss = KLWarmup(FreeBits(analytic, floor), warmup_epochs=2)
@@ -415,7 +419,7 @@ def test_options_are_the_builders_keywords_and_the_wrappers():
 
 
 def test_objectives_and_bounds_trace_the_same_particles(truth):
-    model, guide = truth.vae(), _guide(truth)
+    model, guide = linear_vae(truth), _guide(truth)
     x = truth.sample(30, torch.Generator().manual_seed(22))
     pyro.set_rng_seed(23)
     log_w = MIWAE(7).particles(model, guide, (x,), {}).log_w()
@@ -424,7 +428,7 @@ def test_objectives_and_bounds_trace_the_same_particles(truth):
 
 
 def test_plate_nesting_is_settled_without_drawing(truth):
-    model, guide = truth.vae(), _guide(truth)
+    model, guide = linear_vae(truth), _guide(truth)
     x = truth.sample(3, torch.Generator().manual_seed(24))
     iwae = build_objective("iwae", 4)
     inner = Trace_ELBO(num_particles=3, vectorize_particles=True)
@@ -445,9 +449,9 @@ OPTIONS = {"renyi": {"alpha": 0.5}, "miwae": {"M": 2}}
 @pytest.mark.parametrize("name", sorted(OBJECTIVES))
 def test_every_objective_trains_and_bounds_log_p(truth, name):
     x = truth.sample(1000, torch.Generator().manual_seed(18))
-    model, guide = truth.vae(), _guide(truth)
+    model, guide = linear_vae(truth), _guide(truth)
     loss = build_objective(name, 4, **OPTIONS.get(name, {}))
-    result = fit(model, guide, x, epochs=8, batch_size=100, lr=8e-2, loss=loss, progress=False)
+    result = fit(model, guide, x, epochs=8, batch_size=100, lr=8e-2, objective=loss, progress=False)
     values = [r["train_elbo"] for r in result.history]
     log_px = truth.log_prob(x).mean().item()
     # Per data point and in nats: below log p(x) (every one is a lower bound in expectation),
@@ -464,22 +468,22 @@ def test_analytic_kl_refuses_a_guide_without_a_closed_form(truth):
     x = truth.sample(5, torch.Generator().manual_seed(19))
     guide = build_guide("mixture", truth.x_dim, truth.z_dim, hidden=[]).double()
     with pytest.raises(ObjectiveError, match=r"site 'z'.*MixtureOfDiagNormals.*'elbo'"):
-        loss.loss(truth.vae(), guide, x)
+        loss.loss(linear_vae(truth), guide, x)
 
 
 def test_free_bits_per_dimension_need_a_factorized_guide(truth):
     x = truth.sample(5, torch.Generator().manual_seed(19))
     with pytest.raises(ObjectiveError, match="free_bits_group = 'site'"):
-        build_objective("elbo", free_bits=0.1).loss(truth.vae(), truth.exact_guide(), x)
+        build_objective("elbo", free_bits=0.1).loss(linear_vae(truth), ExactPosterior(truth), x)
     loss = build_objective("elbo", free_bits=0.1, free_bits_group="site")
-    assert math.isfinite(loss.loss(truth.vae(), truth.exact_guide(), x))
+    assert math.isfinite(loss.loss(linear_vae(truth), ExactPosterior(truth), x))
 
 
 def test_stl_needs_a_module_guide(truth):
     guide = _guide(truth)
     x = truth.sample(5, torch.Generator().manual_seed(19))
     with pytest.raises(ObjectiveError, match="torch.nn.Module"):
-        build_objective("elbo_stl").loss(truth.vae(), lambda x: guide(x), x)
+        build_objective("elbo_stl").loss(linear_vae(truth), lambda x: guide(x), x)
 
 
 @pytest.mark.parametrize(

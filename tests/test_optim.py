@@ -18,7 +18,7 @@ from ppl_vae.training.optim import AllReduceOptim, JointOptim, adam
 def _setup():
     pyro.clear_param_store()
     torch.manual_seed(0)
-    model = pv.build_model(3, 12, "bernoulli", hidden=[8]).double()
+    model = pv.build_model(12, 3, likelihood="bernoulli", hidden=[8]).double()
     guide = pv.build_guide("diagonal", 12, 3, hidden=[8]).double()
     x = torch.bernoulli(torch.full((16, 12), 0.3, dtype=torch.float64))
     return model, guide, x

@@ -38,7 +38,7 @@ def _data() -> Splits:
 
 def _parts():
     torch.manual_seed(0)
-    model = build_model(Z_DIM, X_DIM, "bernoulli", hidden=[5])
+    model = build_model(X_DIM, Z_DIM, likelihood="bernoulli", hidden=[5])
     guide = build_guide("diagonal", X_DIM, Z_DIM, hidden=[5])
     return model, guide
 
@@ -57,7 +57,7 @@ def _train(run_dir, loss=None, **kw):
     """Three batches per epoch (16, 16, 8 of 40 points)."""
     model, guide = _parts()
     kw = {"epochs": 10, "batch_size": 16, "lr": 0.05, "seed": 3, "progress": False, **kw}
-    result = fit(model, guide, _data(), loss=loss or Annealed(), run_dir=run_dir, **kw)
+    result = fit(model, guide, _data(), objective=loss or Annealed(), run_dir=run_dir, **kw)
     return result, model, guide
 
 
@@ -406,7 +406,7 @@ def test_resume_from_a_damaged_checkpoint_is_refused_and_leaves_it(tmp_path):
 
 def test_resume_with_another_model_is_refused(tmp_path):
     _train(tmp_path, max_steps=2)
-    model = build_model(Z_DIM + 1, X_DIM, "bernoulli", hidden=[5])
+    model = build_model(X_DIM, Z_DIM + 1, likelihood="bernoulli", hidden=[5])
     guide = build_guide("diagonal", X_DIM, Z_DIM + 1, hidden=[5])
     with pytest.raises(
         CheckpointError, match=r"checkpoint\.pt does not match this run.*size mismatch"

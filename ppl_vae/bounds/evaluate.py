@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from tqdm import tqdm  # the text bar: in notebooks too, without ipywidgets
 
+from ..core.contract import SumsOutLabel, has
 from ..core.errors import InputError
 from ..core.registry import lookup
 from ..core.rng import derive_seed, forked_rng
@@ -105,8 +106,7 @@ def with_options(
 def _check_conditioning(chosen: list[Estimator], model: Callable, x, cond) -> None:
     """Estimators that draw their own particles (``source``, e.g. AIS) see neither ``cond`` nor
     a label summed out (M2): refused for such models rather than computed wrongly."""
-    summed = getattr(model, "summed_cond", None)
-    if cond is None and (summed is None or summed(x[:1]) is None):
+    if cond is None and not (has(model, SumsOutLabel) and model.summed_cond(x[:1]) is not None):
         return
     for e in chosen:
         if e.source is not None:

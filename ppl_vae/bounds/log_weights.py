@@ -10,11 +10,11 @@ References: Burda, Grosse & Salakhutdinov (2016), Importance Weighted Autoencode
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
 
 import torch
 
+from ..core.contract import SumsOutLabel, has, reusing
 from ..core.errors import InputError
 from ..core.tracing import log_weight, max_plate_nesting, trace_particles
 
@@ -22,8 +22,7 @@ from ..core.tracing import log_weight, max_plate_nesting, trace_particles
 def _chunk(
     model: Callable, guide: Callable, x: torch.Tensor, c: int, nesting: int, cond=None
 ) -> torch.Tensor:
-    summed = getattr(model, "summed_cond", None) if cond is None else None
-    values = summed(x) if summed is not None else None
+    values = model.summed_cond(x) if cond is None and has(model, SumsOutLabel) else None
     if values is not None:  # log sum_y w_y: each w_y estimates p(x, y) with q(z | x, y)
         return torch.stack([_chunk(model, guide, x, c, nesting, y) for y in values]).logsumexp(0)
     t = trace_particles(model, guide, c, nesting, (x,), {} if cond is None else {"cond": cond})
@@ -51,8 +50,7 @@ def iter_log_weights(
         raise InputError(f"chunk_size must be an integer >= 1 or None, got {chunk_size!r}.")
     given = {} if cond is None else {"cond": cond[:1]}
     nesting = max_plate_nesting(model, guide, x[:1], **given)
-    reuse = getattr(guide, "reusing_distribution", contextlib.nullcontext)  # encoder once
-    with torch.no_grad(), reuse():
+    with torch.no_grad(), reusing(guide):  # the encoder once
         for start in range(0, num_particles, chunk):
             yield _chunk(model, guide, x, min(chunk, num_particles - start), nesting, cond)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pyro.poutine as poutine
 import torch
 
+from ..core.contract import Samples, has
 from ..core.errors import InputError
 from ..core.tracing import is_latent
 from ..model.checks import checked_once
@@ -22,7 +23,7 @@ def simulate(
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InputError(f"n must be an integer >= 1, got {n!r}.")
     if like is None:
-        if not hasattr(model, "x_dim"):
+        if not has(model, Samples):
             raise InputError("pass like=<a data tensor>: the model has no x_dim to shape x by.")
         p = next(model.parameters(), torch.zeros(()))
         like = torch.zeros(1, model.x_dim, dtype=p.dtype, device=p.device)

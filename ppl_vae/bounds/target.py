@@ -22,6 +22,7 @@ import pyro.poutine as poutine
 import torch
 from torch.distributions import constraints
 
+from ..core.contract import EncoderDistribution, has
 from ..core.errors import SiteError
 from ..core.tracing import (
     is_latent,
@@ -133,7 +134,7 @@ class Target:
     def _fixed_q(self, values: dict) -> None:
         # One latent site and a guide with distribution(x) (the toolkit's amortized guides):
         # q(z|x) depends on x alone, so the encoder runs once instead of at every leapfrog step.
-        if self.start == "q" and list(values) == ["z"] and hasattr(self.guide, "distribution"):
+        if self.start == "q" and list(values) == ["z"] and has(self.guide, EncoderDistribution):
             with torch.no_grad():
                 self.q = self.guide.distribution(self.x)
 

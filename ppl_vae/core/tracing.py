@@ -33,6 +33,7 @@ from pyro.infer import ELBO
 from pyro.poutine.trace_struct import Trace
 from pyro.poutine.util import site_is_subsample
 
+from .contract import Wraps, has
 from .errors import SiteError
 
 DATA_PLATE = "data"
@@ -141,7 +142,7 @@ def settle_plate_nesting(loss: object, model: Callable, guide: Callable, *args, 
             if nesting is None:
                 nesting = max_plate_nesting(model, guide, *args, **kwargs)
             loss.max_plate_nesting = nesting + (1 if loss.num_particles > 1 else 0)
-        loss = getattr(loss, "base", None)
+        loss = loss.base if has(loss, Wraps) else None
 
 
 def particle_plate(num_particles: int, plates: int) -> pyro.plate:

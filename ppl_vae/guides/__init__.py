@@ -12,7 +12,9 @@ from typing import Any
 from ..core.options import checked_lookup, parameters
 from . import gaussian_kl  # noqa: F401  (registers closed-form KLs with torch)
 from .base import AmortizedGuide
+from .conditional import CondGuide, NoLatents
 from .diagonal import DiagonalNormal
+from .exact import ExactPosterior
 from .flow import FlowGuide
 from .full_cov import FullCovariance
 from .hierarchical import HIERARCHICAL_GUIDES, BottomUpGaussian
@@ -82,11 +84,14 @@ __all__ = [
     "IAF",
     "NSF",
     "AmortizedGuide",
+    "CondGuide",
     "DiagonalMixture",
     "DiagonalNormal",
+    "ExactPosterior",
     "FlowGuide",
     "FullCovariance",
     "LowRankNormal",
+    "NoLatents",
     "Planar",
     "Sylvester",
     "HIERARCHICAL_GUIDES",

@@ -57,6 +57,8 @@ class LabelledGuide(PyroModule):
         classifier: network ``[..., x_dim] -> [..., C]`` logits of q(y|x), or None.
     """
 
+    takes_cond = True  # the label, where given (core.contract.Conditioned)
+
     def __init__(
         self,
         z_guide: AmortizedGuide,
@@ -64,7 +66,7 @@ class LabelledGuide(PyroModule):
         classifier: torch.nn.Module | None = None,
     ):
         super().__init__(name="guide")
-        enc = getattr(z_guide, "encoder", None)
+        enc = z_guide.encoder if isinstance(z_guide, AmortizedGuide) else None
         x_dim = z_guide.x_dim - num_classes
         if isinstance(enc, nn.Sequential) and type(enc[0]) is nn.Linear:  # an MLP encoder
             enc[0] = LabelledLinear.replacing(enc[0], x_dim)
@@ -92,7 +94,8 @@ class LabelledGuide(PyroModule):
 
     def z_distribution(self, x: torch.Tensor, y: torch.Tensor) -> dist.Distribution:
         """q(z | x, y), with batch shape the broadcast of x's and y's."""
-        first = self.z_guide.encoder[0] if hasattr(self.z_guide, "encoder") else None
+        enc = self.z_guide.encoder if isinstance(self.z_guide, AmortizedGuide) else None
+        first = enc[0] if isinstance(enc, nn.Sequential) else None
         if isinstance(first, LabelledLinear):  # x times W_x once, not once per label
             first.label = y
             try:

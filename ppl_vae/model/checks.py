@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pyro
 import torch
 
+from ..core.contract import ChecksData, QuietChecks, has
 from ..core.errors import DataError
 
 
@@ -47,10 +48,10 @@ def checked_once(model: Callable, *xs: torch.Tensor) -> Iterator[None]:
     """Checks each data tensor once (the model's ``check``, else finiteness), then runs the
     block with the model's per-call data checks and Pyro's validation off: the hot loop of
     training or evaluation then pays for neither."""
-    check = getattr(model, "check", check_finite)
+    check = model.check if has(model, ChecksData) else check_finite
     for x in xs:
         if len(x):
             check(x)
-    quiet = getattr(model, "data_checks_off", contextlib.nullcontext)
-    with quiet(), pyro.validation_enabled(False):
+    quiet = model.data_checks_off() if has(model, QuietChecks) else contextlib.nullcontext()
+    with quiet, pyro.validation_enabled(False):
         yield

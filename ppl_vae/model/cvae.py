@@ -6,9 +6,12 @@ weights, and every bound over them, are for log p(x_out | x_in).
 
 - ``CVAE``: z ~ p(z | x_in) = N(mu(x_in), sigma(x_in)) (the prior network), x_out ~
   likelihood(generation([z, x_in])); its guide is the recognition network q(z | x_in, x_out),
-  any registered guide reading ``[x, cond]`` (``CondGuide``).
+  any registered guide reading ``[x, cond]`` (``guides.conditional.CondGuide``).
 - ``Baseline``: x_out ~ likelihood(net(x_in)), no latent; trained by maximum likelihood (its
-  ELBO is exact), its guide is ``NoLatents``.
+  ELBO is exact), its guide is ``guides.conditional.NoLatents``.
+
+Both compose the likelihood part (``LIKELIHOODS``) and a decoder sized for it; the CVAE's
+prior is its own network, p(z | x_in).
 
 References: Sohn, Lee & Yan (2015), Learning Structured Output Representation using Deep
 Conditional Generative Models; Pyro's conditional VAE tutorial.
@@ -29,10 +32,13 @@ from .checks import check_batch
 from .labelled import joined
 from .likelihoods import Likelihood, build_likelihood
 from .nets import build_net
+from .parts import build_decoder
 
 
 class _Conditional(PyroModule):
     """Shared parts: the data check, the hidden-pixel mask, and p(x_out | output)."""
+
+    takes_cond = True  # x_in, as cond= (core.contract.Conditioned)
 
     def __init__(self, likelihood: Likelihood, x_dim: int, image_shape=None):
         super().__init__(name="model")
@@ -119,34 +125,10 @@ class Baseline(_Conditional):
         return torch.where(cond == -1, px.mean if mean else px.sample(), cond)
 
 
-class CondGuide(PyroModule):
-    """q(z | x, cond): a registered guide whose encoder reads ``[x, cond]``."""
-
-    def __init__(self, z_guide):
-        super().__init__(name="guide")
-        self.z_guide = z_guide
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        if cond is None:
-            raise InputError("this guide needs the conditioning input: guide(x, cond=x_in).")
-        with pyro.plate("data", x.shape[0]):
-            return pyro.sample("z", self.z_guide.distribution(joined(x, cond)))
-
-
-class NoLatents(PyroModule):
-    """The guide of a model without latent variables: it samples nothing."""
-
-    def __init__(self):
-        super().__init__(name="guide")
-        self.dummy = torch.nn.Parameter(torch.zeros(()))  # optimisers need a parameter
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> None:
-        return None
-
-
 def build_cvae(
-    z_dim: int,
     x_dim: int,
+    z_dim: int,
+    *,
     baseline: bool = False,
     likelihood: str = "bernoulli",
     likelihood_options: dict | None = None,
@@ -159,8 +141,8 @@ def build_cvae(
     lik = build_likelihood(likelihood, x_dim, **(likelihood_options or {}))
     if baseline:
         return Baseline(
-            build_net("decoder", "mlp", x_dim, x_dim, hidden, activation), lik, x_dim, image_shape
+            build_decoder("mlp", x_dim, lik, hidden, activation), lik, x_dim, image_shape
         )
     prior = build_net("encoder", "mlp", x_dim, 2 * z_dim, hidden, activation)
-    gen = build_net("decoder", "mlp", z_dim + x_dim, x_dim, hidden, activation)
+    gen = build_decoder("mlp", z_dim + x_dim, lik, hidden, activation)
     return CVAE(prior, gen, lik, z_dim, x_dim, image_shape)

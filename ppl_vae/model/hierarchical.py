@@ -1,11 +1,11 @@
 """A VAE with several stochastic layers, as a Pyro model:
 p(z_L) p(z_{L-1} | z_L) ... p(z_1 | z_2) p(x | z_1).
 
-The latent sites are ``"z1"`` (next to the data) to ``"zL"`` (the top, under the N(0, I)
-prior), all sampled inside ``pyro.plate("data", N)``; ``"x"`` is observed there too. So every
-guide that samples the same sites (``ppl_vae.guides.hierarchical``), every objective and every
-bound works on it through the usual model/guide contract. Each conditional p(z_l | z_{l+1}) is a
-diagonal Gaussian whose mean and scale come from one MLP (a linear head for the mean and one for
+The latent sites are ``"z1"`` (next to the data) to ``"zL"`` (the top, under a prior part from
+``PRIORS``, N(0, I) by default), all sampled inside ``pyro.plate("data", N)``; ``"x"`` is
+observed there too. So every guide that samples the same sites
+(``ppl_vae.guides.hierarchical``), every objective and every bound works on it through the
+usual model/guide contract. Each conditional p(z_l | z_{l+1}) is a diagonal Gaussian whose mean and scale come from one MLP (a linear head for the mean and one for
 the log scale, on shared hidden units), with ``exp`` for the scale as in the paper.
 
 With one layer it is Burda et al.'s 1-layer architecture; the 2-layer one has latents [100, 50].
@@ -27,6 +27,8 @@ from ..core.errors import InputError
 from ..core.registry import lookup
 from .likelihoods import Likelihood, build_likelihood
 from .nets import MLP
+from .parts import build_decoder
+from .priors import build_prior
 from .vae import VAE
 
 # How a Gaussian layer turns its raw output into a positive scale.
@@ -88,13 +90,14 @@ class GaussianLayer(nn.Module):
 class HierarchicalVAE(VAE):
     """p(z_L) prod_l p(z_l | z_{l+1}) p(x | z_1), sites ``"z1"`` ... ``"zL"`` and ``"x"``.
 
-    ``decoder`` and ``likelihood`` give p(x | z_1), as in ``VAE`` (so pictures decode z_1);
-    ``conditionals[l - 1]`` gives p(z_l | z_{l+1}); ``z_dims`` lists the latent sizes from z_1
-    up, and ``z_dim`` is the top one, that of the N(0, I) prior.
+    ``prior`` gives p(z_L); ``decoder`` and ``likelihood`` give p(x | z_1), as in ``VAE`` (so
+    pictures decode z_1); ``conditionals[l - 1]`` gives p(z_l | z_{l+1}); ``z_dims`` lists the
+    latent sizes from z_1 up, and ``z_dim`` is the top one, that of the prior.
     """
 
     def __init__(
         self,
+        prior: nn.Module,
         decoder: nn.Module,
         likelihood: Likelihood,
         conditionals: Sequence[GaussianLayer],
@@ -104,7 +107,11 @@ class HierarchicalVAE(VAE):
     ):
         if len(conditionals) != len(z_dims) - 1:
             raise InputError(f"{len(z_dims)} latent layers need {len(z_dims) - 1} conditionals.")
-        super().__init__(decoder, likelihood, z_dims[-1], x_dim, image_shape)
+        if int(prior.z_dim) != int(z_dims[-1]):
+            raise InputError(
+                f"the prior is over {prior.z_dim} units but the top layer has {z_dims[-1]}."
+            )
+        super().__init__(prior, decoder, likelihood, x_dim, image_shape)
         self.z_dims = tuple(z_dims)
         self.conditionals = nn.ModuleList(conditionals)
 
@@ -152,6 +159,8 @@ def build_hierarchical(
     init: str = "torch",
     likelihood: str = "bernoulli",
     likelihood_options: dict | None = None,
+    prior: str = "standard",
+    prior_options: dict | None = None,
     image_shape: Sequence[int] | None = None,
 ) -> HierarchicalVAE:
     """A hierarchical VAE whose decoder mirrors the bottom-up encoder sizes.
@@ -163,13 +172,14 @@ def build_hierarchical(
     """
     _check_sizes(z_dims, hidden, "model.options")
     start = lookup(INITS, init, "init")
-    decoder = start(MLP(z_dims[0], x_dim, list(hidden[0])[::-1], activation))
+    lik = build_likelihood(likelihood, x_dim, **(likelihood_options or {}))
+    decoder = start(build_decoder("mlp", z_dims[0], lik, list(hidden[0])[::-1], activation))
     conditionals = [
         start(GaussianLayer(z_dims[i + 1], z_dims[i], list(hidden[i + 1])[::-1], activation, scale))
         for i in range(len(z_dims) - 1)
     ]
-    lik = build_likelihood(likelihood, x_dim, **(likelihood_options or {}))
-    model = HierarchicalVAE(decoder, lik, conditionals, z_dims, x_dim, image_shape)
+    top = build_prior(prior, z_dims[-1], **(prior_options or {}))
+    model = HierarchicalVAE(top, decoder, lik, conditionals, z_dims, x_dim, image_shape)
     # the sizes a guide for it is built with (ppl_vae.runs.hierarchical)
     model.arch = {
         "z_dims": list(z_dims),

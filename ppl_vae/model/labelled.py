@@ -1,7 +1,8 @@
 """Models with a label: M2 (the label a latent class, summed out where unseen) and the
 class-conditional VAE (the label a given input).
 
-Both decode p(x | y, z) = likelihood(decoder([z, onehot(y)])) with z ~ N(0, I) under
+Both decode p(x | y, z) = likelihood(decoder([z, onehot(y)])) with z ~ p(z) (a prior part,
+N(0, I) by default) under
 ``pyro.plate("data", N)``; the label arrives as ``cond=`` (a LongTensor ``[N]``), the
 conditioning input of the model contract.
 
@@ -28,7 +29,8 @@ from torch.nn.functional import one_hot
 
 from ..core.errors import DataError, InputError
 from .likelihoods import Likelihood, build_likelihood
-from .nets import build_net
+from .parts import build_decoder
+from .priors import build_prior
 from .vae import VAE
 
 
@@ -62,24 +64,27 @@ class LabelledVAE(VAE):
     """p(z) [p(y)] p(x | y, z): a VAE whose decoder also reads the one-hot label.
 
     Args:
-        decoder: network ``[..., z_dim + C] -> [..., x_dim]``.
-        likelihood, z_dim, x_dim, image_shape: as for ``VAE``.
+        prior: p(z), as for ``VAE``.
+        decoder: network ``[..., z_dim + C] -> [..., k * x_dim]``.
+        likelihood, x_dim, image_shape: as for ``VAE``.
         num_classes: C, the number of labels.
         label_prior: True for M2 (y ~ Cat(1/C), summed out where unseen); False for a
             class-conditional VAE (y given).
     """
 
+    takes_cond = True  # the label, as cond= (core.contract.Conditioned)
+
     def __init__(
         self,
+        prior: nn.Module,
         decoder: nn.Module,
         likelihood: Likelihood,
-        z_dim: int,
         x_dim: int,
         num_classes: int,
         label_prior: bool = True,
         image_shape: Sequence[int] | None = None,
     ):
-        super().__init__(decoder, likelihood, z_dim, x_dim, image_shape)
+        super().__init__(prior, decoder, likelihood, x_dim, image_shape)
         self.num_classes = num_classes
         self.label_prior = label_prior
 
@@ -146,19 +151,24 @@ class LabelledVAE(VAE):
 
 
 def build_labelled_model(
-    z_dim: int,
     x_dim: int,
+    z_dim: int,
+    *,
     num_classes: int = 10,
     label_prior: bool = True,
     likelihood: str = "bernoulli",
     likelihood_options: dict | None = None,
+    prior: str = "standard",
+    prior_options: dict | None = None,
     hidden: Sequence[int] = (500,),
     activation: str = "softplus",
     image_shape: Sequence[int] | None = None,
 ) -> LabelledVAE:
-    """Builds an M2 (``label_prior``) or class-conditional VAE with an MLP decoder."""
+    """Builds an M2 (``label_prior``) or class-conditional VAE with an MLP decoder, from the
+    same parts as ``build_model``."""
     if z_dim < 1 or num_classes < 2:
         raise InputError(f"need z_dim >= 1 and num_classes >= 2, got {z_dim}, {num_classes}.")
-    decoder = build_net("decoder", "mlp", z_dim + num_classes, x_dim, hidden, activation, None)
+    p = build_prior(prior, z_dim, **(prior_options or {}))
     lik = build_likelihood(likelihood, x_dim, **(likelihood_options or {}))
-    return LabelledVAE(decoder, lik, z_dim, x_dim, num_classes, label_prior, image_shape)
+    decoder = build_decoder("mlp", z_dim + num_classes, lik, hidden, activation)
+    return LabelledVAE(p, decoder, lik, x_dim, num_classes, label_prior, image_shape)

@@ -1,16 +1,20 @@
 """Likelihoods p(x|z), chosen by name: each maps decoder outputs to a distribution over pixels.
 
 A likelihood is a module whose ``forward(out)`` returns a ``torch.distributions.Distribution``
-with batch shape ``out.shape`` (one factor per pixel) and whose ``check(x)`` raises a clear
-error for data it cannot score. Every likelihood class is built as ``cls(x_dim, **options)``:
-its options (a recipe's ``model.likelihood_options``) are the keyword parameters of its
-``__init__`` after ``x_dim``, checked against that signature before it is built.
+with one factor per pixel (batch shape ``[..., x_dim]``) and whose ``check(x)`` raises a clear
+error for data it cannot score (``core.contract.Likelihood``). It declares how many decoder
+outputs it reads per pixel, ``outputs_per_pixel`` (k): the decoder is sized from it
+(``model.parts.build_decoder``) and hands it ``out`` of shape ``[..., k * x_dim]``, parameter j
+of pixel i at ``out[..., j * x_dim + i]``. Every likelihood class is built as
+``cls(x_dim, **options)``: its options (a recipe's ``model.likelihood_options``) are the keyword
+parameters of its ``__init__`` after ``x_dim``, checked against that signature before it is
+built. To add one, write its class in its own file and add one line to ``LIKELIHOODS``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import pyro.distributions as dist
 import torch
@@ -25,6 +29,8 @@ from .checks import DataError, check_finite
 
 class Likelihood(nn.Module):
     """Base class: ``forward(out) -> Distribution`` and ``check(x)``, for ``x_dim`` pixels."""
+
+    outputs_per_pixel: ClassVar[int] = 1  # decoder outputs per pixel: a mean, a logit, ...
 
     def __init__(self, x_dim: int):
         super().__init__()

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.contract import HasLikelihood, has
 from ..core.errors import InputError
 from ..core.registry import lookup
 from .likelihoods import Bernoulli
@@ -36,7 +37,7 @@ def output_layer(model: Any) -> nn.Linear:
 @torch.no_grad()
 def logit_mean(model: Any, train: torch.Tensor, clip: float = 1e-3) -> None:
     """Sets the output bias to logit(clip(mean of ``train``, clip, 1 - clip)), per pixel."""
-    if not isinstance(getattr(model, "likelihood", None), Bernoulli):
+    if not (has(model, HasLikelihood) and isinstance(model.likelihood, Bernoulli)):
         raise InputError(
             "model.output_bias = 'logit_mean' sets the logits of Bernoulli pixels: it needs "
             "model.likelihood = 'bernoulli'."

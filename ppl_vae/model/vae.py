@@ -1,7 +1,10 @@
-"""The VAE as a Pyro model: p(z) = N(0, I), x | z ~ likelihood(decoder(z)).
+"""The VAE as a Pyro model: z ~ p(z) (a prior part, N(0, I) by default), x | z ~
+likelihood(decoder(z)).
 
 The model samples ``"z"`` and observes ``"x"`` inside ``pyro.plate("data", N)``; any model that
-does the same works with every guide, objective and bound in the toolkit.
+does the same works with every guide, objective and bound in the toolkit. It is built from
+parts (``model.parts``): a prior from ``PRIORS``, a likelihood from ``LIKELIHOODS`` and a
+decoder net sized for that likelihood.
 """
 
 from __future__ import annotations
@@ -15,39 +18,41 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from ..core.errors import InputError
+from ..core.contract import SharesGuide, has
 from .checks import check_batch
 from .likelihoods import Likelihood, build_likelihood
-from .nets import build_net
+from .parts import build_decoder
+from .priors import build_prior
 
 
 class VAE(PyroModule):
     """The generative model p(z) p(x|z) with a neural decoder.
 
     Args:
-        decoder: network ``[..., z_dim] -> [..., x_dim]`` giving the likelihood's parameters.
+        prior: module ``prior(like) -> p(z)`` with event shape ``[z_dim]`` (``PRIORS``).
+        decoder: network ``[..., z_dim] -> [..., k * x_dim]`` giving the likelihood's
+            parameters (k its ``outputs_per_pixel``).
         likelihood: module mapping decoder outputs to a distribution over pixels.
-        z_dim: latent size; the prior is N(0, I) on R^z_dim.
         x_dim: number of pixels (data are flattened to ``[N, x_dim]``).
         image_shape: (C, H, W) of one data point, for pictures; None for plain vectors.
     """
 
     def __init__(
         self,
+        prior: nn.Module,
         decoder: nn.Module,
         likelihood: Likelihood,
-        z_dim: int,
         x_dim: int,
         image_shape: Sequence[int] | None = None,
     ):
         super().__init__(name="model")
+        self.prior = prior
         self.decoder = decoder
         self.likelihood = likelihood
-        self.z_dim = z_dim
+        self.z_dim = int(prior.z_dim)
         self.x_dim = x_dim
         self.image_shape = tuple(image_shape) if image_shape else None
         self.validate_data = True
-        self._priors: dict = {}
 
     def check(self, x: torch.Tensor) -> None:
         """Raises DataError unless ``x`` is ``[N, x_dim]`` data this likelihood can score."""
@@ -64,20 +69,14 @@ class VAE(PyroModule):
         finally:
             self.validate_data = previous
 
-    def prior(self, like: torch.Tensor) -> dist.Distribution:
-        """p(z) = N(0, I), with event shape ``[z_dim]``, on ``like``'s device and dtype (built
-        once per device and dtype: distributions are immutable)."""
-        key = (like.dtype, like.device)
-        if key not in self._priors:
-            zero = like.new_zeros(())
-            self._priors[key] = dist.Normal(zero, zero + 1).expand([self.z_dim]).to_event(1)
-        return self._priors[key]
+    def share_guide(self, guide: nn.Module) -> None:
+        """Hands the guide to the prior if it reads the guide's encoder (a VampPrior)."""
+        if has(self.prior, SharesGuide):
+            self.prior.share_guide(guide)
 
     def observation(self, z: torch.Tensor) -> dist.Distribution:
         """p(x|z), with event shape ``[x_dim]``."""
-        out = self.decoder(z)
-        event = getattr(self.likelihood, "event", None)  # a fused per-event density, if any
-        return event(out) if event is not None else self.likelihood(out).to_event(1)
+        return self.likelihood.event(self.decoder(z))
 
     def forward(self, x: torch.Tensor) -> None:
         if self.validate_data:
@@ -95,18 +94,22 @@ class VAE(PyroModule):
 
 
 def build_model(
-    z_dim: int,
     x_dim: int,
+    z_dim: int,
+    *,
     likelihood: str = "bernoulli",
     likelihood_options: dict | None = None,
+    prior: str = "standard",
+    prior_options: dict | None = None,
     net: str = "mlp",
     hidden: Sequence[int] = (400,),
     activation: str = "relu",
     image_shape: Sequence[int] | None = None,
 ) -> VAE:
-    """Builds a VAE from names: likelihood (``LIKELIHOODS``) and decoder net (``mlp``, ``conv``)."""
-    if z_dim < 1:
-        raise InputError(f"z_dim must be at least 1, got {z_dim}.")
-    decoder = build_net("decoder", net, z_dim, x_dim, hidden, activation, image_shape)
+    """Builds a VAE from parts named in their registries: the prior (``PRIORS``), the likelihood
+    (``LIKELIHOODS``) and the decoder net (``mlp``, ``conv``), sized for that likelihood. The
+    arguments come in ``build_guide``'s order: ``x_dim``, then ``z_dim``."""
+    p = build_prior(prior, z_dim, **(prior_options or {}))
     lik = build_likelihood(likelihood, x_dim, **(likelihood_options or {}))
-    return VAE(decoder, lik, z_dim, x_dim, image_shape)
+    decoder = build_decoder(net, z_dim, lik, hidden, activation, image_shape)
+    return VAE(p, decoder, lik, x_dim, image_shape)

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pyro.infer import ELBO
 from pyro.poutine.messenger import Messenger
 
+from ..core.contract import BeginsEpoch, has
 from ..core.errors import ObjectiveError
 from ..core.tracing import is_latent
 
@@ -80,8 +81,8 @@ class KLWarmup(ELBO):
     def begin_epoch(self, epoch: int) -> dict[str, float]:
         """Sets the weight for this epoch; returns it (and the base loss's values) for logging."""
         self.kl_weight = warmup_weight(epoch, self.warmup_epochs, self.start, self.end)
-        begin = getattr(self.base, "begin_epoch", None)
-        return {"kl_weight": self.kl_weight, **((begin(epoch) if begin else None) or {})}
+        base = self.base.begin_epoch(epoch) if has(self.base, BeginsEpoch) else None
+        return {"kl_weight": self.kl_weight, **(base or {})}
 
     def _run(self, method: Callable, *args, **kwargs):
         # As a context rather than a wrapper, so the guide stays a module (STL and DReG detach

@@ -22,6 +22,7 @@ import torch
 from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
 from torch.distributions import Distribution, Independent
 
+from ..core.contract import BeginsEpoch, DeclaresKL, has
 from .analytic import AnalyticKL_ELBO, closed_form_kl, describe
 from .annealing import KLWarmup
 from .base import ObjectiveError, ParticleObjective, Particles
@@ -35,9 +36,8 @@ def kl_estimate_of(loss: ELBO) -> str | None:
     """How ``loss`` estimates its KL term: its ``kl_estimate`` attribute if it declares one, else
     ``"analytic"`` for Pyro's ``TraceMeanField_ELBO``, ``"sample"`` for its ``Trace_ELBO`` and
     None (no separate KL term) for any other loss."""
-    declared = getattr(loss, "kl_estimate", ...)
-    if declared is not ...:
-        return declared
+    if has(loss, DeclaresKL):
+        return loss.kl_estimate
     if isinstance(loss, TraceMeanField_ELBO):
         return "analytic"
     return "sample" if isinstance(loss, Trace_ELBO) else None
@@ -88,8 +88,8 @@ class FreeBits(ParticleObjective):
 
     def begin_epoch(self, epoch: int) -> dict[str, float]:
         """Logs the floor with each epoch's metrics (and what the base loss logs)."""
-        begin = getattr(self.base, "begin_epoch", None)
-        return {**((begin(epoch) if begin else None) or {}), "free_bits": self.free_bits}
+        base = self.base.begin_epoch(epoch) if has(self.base, BeginsEpoch) else None
+        return {**(base or {}), "free_bits": self.free_bits}
 
     def group_kl(self, p: Particles, name: str) -> torch.Tensor:
         """KL per particle, data point and group, ``[P, N, G]``, without the latent scale."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ..core.contract import Analogies, SumsOutLabel, has
 from ..core.errors import InputError
 from .pictures import _images, show_grid
 
@@ -26,7 +27,7 @@ def _grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
 
 def check_label(model: Any, label: int | None) -> None:
     """Raises InputError unless ``label`` is None or a class of ``model``."""
-    c = getattr(model, "num_classes", None)
+    c = model.num_classes if has(model, Analogies) else None
     if label is not None and c is None:
         raise InputError(
             "--label needs a run whose model has labels (model.name = 'm2' or 'conditional'); "
@@ -101,7 +102,8 @@ def write_label_pictures(model, guide, x, out_dir, labels=None, label=None, n=64
             rows=[f"y = {k}" for k in range(c)],
         )
     k = min(8, len(x))
-    y = labels[:k] if labels is not None and not getattr(model, "label_prior", False) else None
+    summed = has(model, SumsOutLabel) and model.summed_cond(x[:1]) is not None  # M2: y latent
+    y = labels[:k] if labels is not None and not summed else None
     paths["analogies"] = out / "analogies.png"
     cols = ["x", *[str(k) for k in range(model.num_classes)]]
     show_grid(

@@ -17,11 +17,12 @@ from typing import Any
 import pyro.poutine as poutine
 import torch
 
+from ..core.contract import HasImages, has
 from ..core.errors import InputError
 
 
 def _images(model: Any, x: torch.Tensor) -> torch.Tensor:
-    shape = getattr(model, "image_shape", None)
+    shape = model.image_shape if has(model, HasImages) else None
     if not shape:
         raise InputError(
             "pictures need image data: this model has no image_shape (its data are plain "

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,16 +28,15 @@ from typing import Any
 
 import torch
 
-from ..bounds import Bounds, mean_and_stderr, read_inference_data, to_inference_data
+from ..bounds import Bounds, mean_and_stderr, to_inference_data
 from ..bounds.estimators import KHAT_BAD
 from ..bounds.registry import ESTIMATORS, OPT_IN
 from ..bounds.results import GROUP
-from ..core.errors import InputError, RunDirError
-from ..layout import COMPARE_CSV, COMPARE_MD, DIAGNOSTICS, EVAL_JSON, EVAL_NETCDF, METRICS
-from ..runs.recipe import load_recipe
+from ..core.errors import InputError
+from ..layout import COMPARE_CSV, COMPARE_MD, METRICS
 from ..storage import write_text
 
-__all__ = ["KHAT_BAD", "RunResult", "comparison_table", "from_bounds", "gap", "load_result"]
+__all__ = ["KHAT_BAD", "RunResult", "comparison_table", "from_bounds", "gap"]
 __all__ += ["read_metrics", "to_csv", "to_markdown", "write_comparison"]
 
 
@@ -89,31 +87,6 @@ class RunResult:
             if r["estimator"] == estimator and (k is None or r["k"] == k):
                 return r
         return None
-
-
-def load_result(run_dir: str | Path) -> RunResult:
-    """Reads an evaluated run dir: ``recipe.toml``, ``eval.json``, ``eval.nc``, ``metrics.csv``."""
-    path = Path(run_dir)
-    recipe = load_recipe(path)
-    if not (path / EVAL_JSON).is_file():
-        raise RunDirError(
-            f"run dir {path} has no {EVAL_JSON}; run `ppl-vae evaluate {path}` before comparing."
-        )
-    estimates = json.loads((path / EVAL_JSON).read_text())["estimates"]
-    per_datapoint = None
-    if (path / EVAL_NETCDF).is_file():
-        per_datapoint = read_inference_data(path)[GROUP].load()
-    m = recipe.model
-    return RunResult(
-        path.name,
-        recipe.guide.name,
-        recipe.objective.name,
-        m.likelihood,
-        estimates,
-        per_datapoint,
-        read_metrics(path),
-        json.loads((path / DIAGNOSTICS).read_text()) if (path / DIAGNOSTICS).is_file() else None,
-    )
 
 
 # key in diagnostics.json -> (column key, markdown header, format)

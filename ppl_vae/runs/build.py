@@ -6,7 +6,6 @@ that a typo fails in a second, not after the data have loaded or a first epoch h
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,78 +16,43 @@ from ..core.options import checked_lookup
 from ..core.registry import lookup
 from ..data import BINARIZATIONS, DATASETS, Splits, load_data
 from ..data import RESERVED as DATA_RESERVED
-from ..guides import GUIDES, build_guide
+from ..guides import GUIDES
 from ..guides import RESERVED as GUIDE_RESERVED
-from ..model import ACTIVATIONS, LIKELIHOODS, VAE, build_model
+from ..model import ACTIVATIONS, LIKELIHOODS, PRIORS, connect
 from ..model.likelihoods import RESERVED as LIKELIHOOD_RESERVED
 from ..model.output_bias import OUTPUT_BIASES, init_output_bias
+from ..model.priors import RESERVED as PRIOR_RESERVED
 from ..objectives import OBJECTIVES, build_objective, wrapper_option_types
 from ..objectives import RESERVED as OBJECTIVE_RESERVED
 from ..training.noise import NOISES
-from .hierarchical import check_hierarchical, hierarchical_parts
-from .kinds import KIND_DATA, KIND_LOSS_OPTIONS, KIND_PARTS, check_kind
+from .kinds import MODEL_KINDS, ModelKind
 from .recipe import Recipe
 
 
+def model_kind(recipe: Recipe) -> ModelKind:
+    """The ``ModelKind`` of ``model.name`` (``MODEL_KINDS``), or the error naming the closest."""
+    return lookup(MODEL_KINDS, recipe.model.name, "model")
+
+
 def build_data(recipe: Recipe, data_dir: str | Path | None = None) -> Splits:
-    """Loads the recipe's dataset, with the conditioning input its model kind reads, if any
-    (``KIND_DATA``: labels, the given quadrants of an image)."""
+    """Loads the recipe's dataset, with the conditioning input its model kind's data step adds,
+    if any (labels, the given quadrants of an image)."""
     d = recipe.data
     s = load_data(d.name, data_dir, d.binarize, d.subset, d.valid_size, **d.options)
-    prepare = KIND_DATA.get(recipe.model.name)
-    s = prepare(recipe, s) if prepare is not None else s
+    kind = model_kind(recipe)
+    s = kind.data(recipe, s, kind.resolve(recipe)) if kind.data is not None else s
     return replace(s, gray={})  # read by the kind's data step alone; not kept or moved
 
 
 def build_parts(recipe: Recipe, data: Splits) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """Builds the model and guide a recipe names (``model.name`` in ``MODEL_KINDS``), sized for
-    ``data``; the decoder's output bias starts as ``model.output_bias`` says."""
-    model, guide = lookup(MODEL_KINDS, recipe.model.name, "model")(recipe, data)
+    """Builds the model and guide a recipe names (its kind's ``parts``), sized for ``data``,
+    hands the guide to the parts that read it (``model.connect``), and starts the decoder's
+    output bias as ``model.output_bias`` says."""
+    kind = model_kind(recipe)
+    model, guide = kind.parts(recipe, data, kind.resolve(recipe))
+    connect(model, guide)
     init_output_bias(model, data.train, recipe.model.output_bias)
     return model, guide
-
-
-def _vae_parts(recipe: Recipe, data: Splits) -> tuple[VAE, torch.nn.Module]:
-    """The VAE p(z) p(x|z) and a guide from ``GUIDES``; it takes no ``model.options``."""
-    m, g = recipe.model, recipe.guide
-    if m.options:
-        raise RecipeError(
-            f"model.options: the 'vae' model takes no options, got {sorted(m.options)}; its "
-            f"settings are model.z_dim, model.likelihood and model.decoder."
-        )
-    model = build_model(
-        m.z_dim,
-        data.x_dim,
-        m.likelihood,
-        m.likelihood_options,
-        m.decoder.net,
-        m.decoder.hidden,
-        m.decoder.activation,
-        data.image_shape,
-    )
-    guide = build_guide(
-        g.name,
-        data.x_dim,
-        m.z_dim,
-        g.encoder.net,
-        g.encoder.hidden,
-        g.encoder.activation,
-        data.image_shape,
-        **g.options,
-    )
-    return model, guide
-
-
-# model.name -> a builder (recipe, data) -> (model, guide). A model kind that needs other parts
-# (several stochastic layers, a label, a conditioning input) adds one line here.
-MODEL_KINDS: dict[str, Callable[[Recipe, Splits], tuple[torch.nn.Module, torch.nn.Module]]] = {
-    "vae": _vae_parts,
-    "hierarchical": hierarchical_parts,
-    **KIND_PARTS,  # "m2", "conditional", "cvae": models with a label or a given input
-}
-# Kinds whose guides are not GUIDES check their guide and options themselves.
-KIND_CHECKS: dict[str, Callable[[Recipe, str], None]] = {"hierarchical": check_hierarchical}
-KIND_CHECKS.update(dict.fromkeys(KIND_PARTS, check_kind))
 
 
 def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
@@ -98,15 +62,21 @@ def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
     d, m, g, o = recipe.data, recipe.model, recipe.guide, recipe.objective
     lookup({b: b for b in BINARIZATIONS}, d.binarize, "binarization")
     lookup(NOISES, recipe.train.noise, "train.noise")
-    lookup(MODEL_KINDS, m.name, "model")
+    kind = model_kind(recipe)
     lookup(OUTPUT_BIASES, m.output_bias, "model.output_bias")
-    kind_check = KIND_CHECKS.get(m.name)
-    if kind_check is not None:
-        kind_check(recipe, source)
+    kind.resolve(recipe, source)
+    if kind.check is not None:
+        kind.check(recipe, source)
+    if not kind.takes_prior and (m.prior != "standard" or m.prior_options):
+        raise RecipeError(
+            f"{source}: model.prior: the {kind.name!r} model has its own prior network; remove "
+            f"model.prior and model.prior_options."
+        )
     for net in (m.decoder, g.encoder):
         lookup(ACTIVATIONS, net.activation, "activation")
     tables = [
         (DATASETS, d.name, "dataset", d.options, "data.options", DATA_RESERVED, None),
+        (PRIORS, m.prior, "prior", m.prior_options, "model.prior_options", PRIOR_RESERVED, None),
         (
             LIKELIHOODS,
             m.likelihood,
@@ -127,16 +97,17 @@ def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
             wrapper_option_types(),
         ),
     ]
-    if kind_check is not None:  # it checked its guide already
+    if kind.own_guides:  # it checked its guide already
         tables = [t for t in tables if t[0] is not GUIDES]
     for registry, name, what, options, key, reserved, extra in tables:
         checked_lookup(registry, name, what, options, key, source, reserved, extra)
 
 
-def build_loss(recipe: Recipe, data: Splits | None = None):
-    """The SVI loss a recipe names, with the options its model kind derives from ``data``
-    (``KIND_LOSS_OPTIONS``: M2's ``labelled_scale``)."""
+def build_recipe_objective(recipe: Recipe, data: Splits | None = None):
+    """The objective (the SVI loss) a recipe names, with the options its model kind derives
+    from ``data`` (M2's ``labelled_scale``)."""
     o = recipe.objective
-    derive = KIND_LOSS_OPTIONS.get(recipe.model.name)
-    derived = derive(recipe, data) if derive is not None and data is not None else {}
+    kind = model_kind(recipe)
+    derive = kind.objective_options
+    derived = derive(recipe, data, kind.resolve(recipe)) if derive and data is not None else {}
     return build_objective(o.name, o.num_particles, derived=derived, **o.options)

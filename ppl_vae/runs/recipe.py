@@ -51,11 +51,14 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The Pyro model: its kind (``MODEL_KINDS`` in ``ppl_vae.runs.build``; ``"vae"`` is
-    p(z) p(x|z)), latent size, likelihood, decoder, and options of that kind."""
+    """The Pyro model: its kind (``MODEL_KINDS`` in ``ppl_vae.runs.kinds``; ``"vae"`` is
+    p(z) p(x|z)), latent size, its parts (prior, likelihood, decoder) and options of that
+    kind."""
 
     name: str = "vae"
     z_dim: int = 20
+    prior: str = "standard"
+    prior_options: dict[str, Any] = field(default_factory=dict)
     likelihood: str = "bernoulli"
     likelihood_options: dict[str, Any] = field(default_factory=dict)
     decoder: NetConfig = field(default_factory=NetConfig)

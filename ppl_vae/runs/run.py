@@ -23,7 +23,7 @@ from ..training.checkpoint import load_weights
 from ..training.progress import say
 from ..training.svi import FitResult, fit
 from . import recipe as config
-from .build import build_data, build_loss, build_parts, check_recipe
+from .build import build_data, build_parts, build_recipe_objective, check_recipe
 from .recipe import Recipe, load_recipe
 
 __all__ = ["Run", "RunDirError", "load_recipe", "load_run", "prepare_run_dir", "train_recipe"]
@@ -114,7 +114,7 @@ def train_recipe(
         data = build_data(recipe, data_dir)
         pyro.set_rng_seed(recipe.train.seed)  # the initial weights too come from its seed
         model, guide = build_parts(recipe, data)
-        loss = build_loss(recipe, data)
+        objective = build_recipe_objective(recipe, data)
     except KeyboardInterrupt:  # before fit, which defers Ctrl-C to the end of a step
         raise KeyboardInterrupt(
             f"interrupted before training began; start it again with: ppl-vae train --resume {out}"
@@ -125,7 +125,9 @@ def train_recipe(
             config.save(recipe, out / RECIPE)
     # every train.* key is a keyword of fit
     train = {**dataclasses.asdict(recipe.train), "device": device, "progress": progress}
-    result = fit(model, guide, data, **train, loss=loss, run_dir=out, resume=resume, world=world)
+    result = fit(
+        model, guide, data, **train, objective=objective, run_dir=out, resume=resume, world=world
+    )
     return Run(out, recipe, model, guide, data, device), result
 
 

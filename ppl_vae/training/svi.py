@@ -13,9 +13,9 @@ import torch
 from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.util import is_validation_enabled
 
+from ..core.contract import BeginsEpoch, has
 from ..core.errors import InputError
 from ..core.registry import lookup
-from ..core.rng import forked_rng
 from ..core.tracing import settle_plate_nesting
 from ..data import Splits
 from ..distributed import SINGLE, World, broadcast_parameters, resolve_device
@@ -24,10 +24,11 @@ from ..model.checks import DataError, checked_once
 from ..storage import remove_temporaries, write_json
 from .checkpoint import load_training
 from .loop import Loop, Schedule, TrainingDiverged
+from .metrics import epoch_row, estimate_elbo
 from .noise import NOISES
 from .optimizers import build_optimizer
 from .schedule import build_schedule, scheduled
-from .tensorboard import TensorBoardLog, latent_hook
+from .tensorboard import TensorBoardLog
 
 __all__ = [
     "CHECKPOINT",
@@ -50,30 +51,6 @@ class FitResult:
     steps: int = 0
 
 
-@torch.no_grad()
-def estimate_elbo(
-    model: Callable,
-    guide: Callable,
-    x: torch.Tensor,
-    batch_size: int = 1000,
-    seed: int = 0,
-    cond: torch.Tensor | None = None,
-) -> float:
-    """Mean single-sample ELBO per data point over ``x``, in nats, evaluated in batches.
-
-    It draws from its own RNG stream seeded with ``seed`` and leaves the global one as it was,
-    so evaluating during training changes nothing in the training run (and resume stays exact).
-    ``cond``, one row per point of ``x``, is the conditioning input of a conditional model.
-    """
-    loss = Trace_ELBO()
-    total = 0.0
-    with forked_rng(x.device, seed):
-        for i in range(0, len(x), batch_size):
-            kw = {} if cond is None else {"cond": cond[i : i + batch_size]}
-            total += loss.loss(model, guide, x[i : i + batch_size], **kw)
-    return -total / len(x)
-
-
 def fit(
     model: Callable,
     guide: Callable,
@@ -84,7 +61,7 @@ def fit(
     lr: float = 1e-3,
     seed: int = 0,
     device: str = "cpu",
-    loss: Any = None,
+    objective: Any = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
     max_steps: int = 0,
@@ -107,9 +84,10 @@ def fit(
         model, guide: a Pyro model that observes ``"x"`` under ``pyro.plate("data", N)`` and a
             guide (PyroModule) that samples its latents under the same plate.
         data: a ``Splits`` (train, valid, test) or a plain tensor ``[N, x_dim]`` to train on.
-        loss: an SVI loss; ``Trace_ELBO()`` by default. If it has ``begin_epoch(epoch)``, that is
-            called before each epoch (0-based; again for an epoch a resume re-enters) and the
-            dict it returns is logged in the metrics.
+        objective: the SVI loss (``build_objective``); ``Trace_ELBO()`` by default. If it has
+            ``begin_epoch(epoch)`` (``core.contract.BeginsEpoch``), that is called before each
+            epoch (0-based; again for an epoch a resume re-enters) and the dict it returns is
+            logged in the metrics.
         run_dir: where ``metrics.csv`` and ``checkpoint.pt`` go; nothing is written if None.
         resume: continue from ``run_dir/checkpoint.pt``, exactly where it stopped (even
             mid-epoch): the result is bit for bit that of a run that never stopped.
@@ -159,7 +137,7 @@ def fit(
     guide.to(dev)
     data = _as_splits(data).to(dev)
     run_dir = Path(run_dir) if run_dir is not None else None
-    loss = loss if loss is not None else Trace_ELBO()
+    objective = objective if objective is not None else Trace_ELBO()
     # one optimizer over all parameters (a fused Adam by default), in Pyro's interface
     optim = build_optimizer(optimizer, lr, world, **dict(optimizer_options or {}))
     lr_at = build_schedule(lr_schedule, lr, **dict(lr_schedule_options or {}))
@@ -186,29 +164,27 @@ def fit(
         if resume:
             loop.resumed(*load_training(run_dir / CHECKPOINT, model, guide, optim, dev, world))
         broadcast_parameters([model, guide], world)
-        svi = SVI(model, guide, optim, loss)
+        svi = SVI(model, guide, optim, objective)
         # Pyro losses would guess their plate nesting at the first step, drawing random numbers
         # (a resumed run's first step comes elsewhere in the stream): probe it now, RNG forked.
         x = data.train_epoch(torch.Generator(data.train.device).manual_seed(0))[:1]
         given = {k: v[:1] for k, v in loop.batch_inputs(torch.arange(1)).items()}
-        settle_plate_nesting(loss, model, guide, x, **given)
+        settle_plate_nesting(objective, model, guide, x, **given)
         main = world.is_main  # rank 0 alone evaluates and writes files
-
-        def valid_elbo() -> dict[str, float]:
-            cond = data.cond.get("valid")
-            row = {"valid_elbo": estimate_elbo(model, guide, data.valid, eval_batch_size, 0, cond)}
-            extra = getattr(guide, "epoch_metrics", None)  # e.g. M2's test accuracy of q(y|x)
-            return {**row, **(extra(data) if extra is not None else {})}
 
         loop.run(
             svi,
             batch_size,
             progress,
-            # the epoch's learning rate, then the loss's hook (svi.loss is a method)
-            begin_epoch=scheduled(lr_at, optim, getattr(loss, "begin_epoch", None)),
-            evaluate=latent_hook(
-                valid_elbo if len(data.valid) else None,
-                *(model, guide, data),
+            # the epoch's learning rate, then the objective's hook
+            begin_epoch=scheduled(
+                lr_at, optim, objective.begin_epoch if has(objective, BeginsEpoch) else None
+            ),
+            evaluate=epoch_row(
+                model,
+                guide,
+                data,
+                eval_batch_size,
                 log_latent=log_latent,
                 board=board,
                 row_of=loop.row,

@@ -65,39 +65,3 @@ class TensorBoardLog:
 
     def close(self) -> None:
         self.writer.close()
-
-
-def latent_hook(
-    evaluate: Callable[[], dict[str, float]] | None,
-    model: Any,
-    guide: Any,
-    data: Any,
-    *,
-    log_latent: bool,
-    board: TensorBoardLog | None,
-    row_of: Callable[[dict[str, float]], dict[str, Any]],
-) -> Callable[[], dict[str, float]] | None:
-    """``fit``'s per-epoch ``evaluate`` hook, extended: with ``log_latent`` its row gains the
-    active units and the KL (``reports.latent.watch``); with a ``board``, the full row
-    (``row_of(row)``: epoch, step, train ELBO, ...), the KL per unit and prior samples go to
-    TensorBoard. Returns ``evaluate`` itself when neither is asked for."""
-    if not log_latent and board is None:
-        return evaluate
-    # imported here: the reports sit above training, and only these options need them
-    from ..reports.latent.watch import epoch_latent, watch_points
-    from ..reports.pictures import prior_samples
-
-    x = watch_points(data)
-    images = getattr(model, "image_shape", None) and hasattr(model, "sample")
-
-    def hook() -> dict[str, float]:
-        row = evaluate() if evaluate is not None else {}
-        latent, per_unit = epoch_latent(model, guide, x)
-        if log_latent:
-            row.update(latent)
-        if board is not None:
-            samples = (lambda: prior_samples(model, GRID)) if images else None
-            board.write(row_of({**row, **latent}), per_unit, samples)
-        return row
-
-    return hook

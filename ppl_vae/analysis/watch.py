@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ...core.rng import forked_rng
+from ..core.rng import forked_rng
 from .kl import kl_per_unit
 from .units import THRESHOLD, posterior_means, unit_variance
 

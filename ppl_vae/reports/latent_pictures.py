@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...core.errors import InputError
-from ...layout import CLUSTERS_PNG, KL_UNITS_PNG, TRAVERSALS_PNG
-from ..figures import figure, finish
-from ..pictures import decode, show_grid
+from ..core.contract import HasPrior, has
+from ..core.errors import InputError
+from ..layout import CLUSTERS_PNG, KL_UNITS_PNG, TRAVERSALS_PNG
+from .figures import figure, finish
+from .pictures import decode, show_grid
 
 MAX_TRAVERSALS = 12  # rows of the traversal picture
 MAX_POINTS = 2000  # points drawn in the cluster picture (the first ones; clustering uses all)
@@ -132,10 +133,9 @@ def plot_kl_units(doc: dict[str, Any], path: str | Path | None = None):
 
 
 def _prior_sd(model: Any, code: torch.Tensor) -> torch.Tensor:
-    from .kl import marginals
+    from ..analysis.kl import marginals
 
-    prior = getattr(model, "prior", None)
-    p = marginals(prior(code)) if callable(prior) else None
+    p = marginals(model.prior(code)) if has(model, HasPrior) else None
     return torch.ones(code.shape[-1]) if p is None else p.stddev.expand(code.shape[-1:]).cpu()
 
 

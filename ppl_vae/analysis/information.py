@@ -36,8 +36,9 @@ import pyro.poutine as poutine
 import torch
 from torch.distributions import Independent, Normal
 
-from ...core.errors import SiteError
-from ...core.rng import forked_rng
+from ..core.contract import EncoderDistribution, has
+from ..core.errors import SiteError
+from ..core.rng import forked_rng
 from .sites import check_data, latent_sites
 
 SAMPLE_BLOCK = 500  # points per sampling pass: fixed, so the draws do not depend on batch_size
@@ -72,13 +73,12 @@ def _log_prob_matrix(q, z: torch.Tensor) -> torch.Tensor:
 
 
 def _guide_distribution(guide: Callable, x: torch.Tensor):
-    make = getattr(guide, "distribution", None)
-    if make is None:
+    if not has(guide, EncoderDistribution):
         raise SiteError(
             "the information split evaluates q(z | x_m) at other points' samples, which needs "
             "guide.distribution(x) (every AmortizedGuide has it); this guide has none."
         )
-    return make(x)
+    return guide.distribution(x)
 
 
 @torch.no_grad()

@@ -4,19 +4,18 @@ For each latent site: active units (count and Var_x E_q[z_u|x] per unit), KL per
 total; for a one-site model: the information split of the KL term (ELBO surgery); with labels:
 k-means clusters of the posterior means and their agreement with the labels. Where a part
 cannot be computed the document says why in ``notes`` and leaves that part out (``null``).
-``diagnose_run`` does the same for a run dir and writes ``diagnostics.json`` and the pictures.
+A computation only: ``ppl_vae.runs.diagnose`` writes ``diagnostics.json`` and the pictures.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from ...core.errors import SiteError
+from ..core.errors import SiteError
 from .clusters import cluster_codes
 from .information import information_split
 from .kl import kl_per_unit
@@ -71,7 +70,6 @@ def diagnose(
     num_samples: int = NUM_SAMPLES,
     batch_size: int = 1000,
     seed: int = 0,
-    out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Diagnoses the latent space of ``model`` and ``guide`` over the data ``x`` ``[N, ...]``.
 
@@ -79,33 +77,15 @@ def diagnose(
     KL per unit and total), the totals ``active_units``, ``units`` and ``kl``, ``information``
     (the ELBO-surgery split, one-site models), ``clusters`` (with ``labels``) and ``notes``
     (what was skipped or estimated, and why). Monte Carlo parts draw from a forked RNG seeded
-    with ``seed``, so the caller's random stream is left as it was. With ``out``, writes
-    ``diagnostics.json`` there and the pictures into ``out/pictures`` (``pictures`` in the
-    returned dict names them).
+    with ``seed``, so the caller's random stream is left as it was. ``ppl_vae.runs.diagnose``
+    writes it, with the pictures, into a folder.
 
     References: Burda et al. (2016) for active units; Hoffman & Johnson (2016) for the split.
     """
-    doc, extras = _diagnose(model, guide, x, labels, threshold, num_samples, batch_size, seed)
-    if out is not None:
-        _write(model, guide, x, doc, extras, Path(out), pictures=True)
-    return doc
+    return diagnose_parts(model, guide, x, labels, threshold, num_samples, batch_size, seed)[0]
 
 
-def _write(model, guide, x, doc: dict, extras: dict, out: Path, pictures: bool) -> None:
-    """Writes ``diagnostics.json`` into ``out`` and, with ``pictures``, the pictures into
-    ``out/pictures`` (noting in ``doc`` those it skipped)."""
-    from ...layout import DIAGNOSTICS, pictures_dir
-    from ...storage import write_json
-    from .pictures import write_diagnostic_pictures
-
-    if pictures:
-        paths, skipped = write_diagnostic_pictures(model, guide, x, doc, extras, pictures_dir(out))
-        doc["pictures"] = {k: str(v) for k, v in paths.items()}
-        doc["notes"] += skipped
-    write_json(out / DIAGNOSTICS, doc)
-
-
-def _diagnose(
+def diagnose_parts(
     model: Callable,
     guide: Callable,
     x: torch.Tensor,
@@ -115,9 +95,9 @@ def _diagnose(
     batch_size: int,
     seed: int,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``diagnose``'s document, and what the pictures need: the codes E_q[z|x] ``[N, D]`` (all
+    """``diagnose``'s document, and what its pictures need: the codes E_q[z|x] ``[N, D]`` (all
     sites side by side), the labels and the k-means assignment (or None)."""
-    from ...core.rng import forked_rng
+    from ..core.rng import forked_rng
 
     notes: list[str] = []
     with forked_rng(x.device, seed):
@@ -174,32 +154,3 @@ def summary_line(doc: dict[str, Any]) -> str:
         c = doc["clusters"]
         parts.append(f"k-means NMI {c['nmi']:.3f}, accuracy {c['accuracy']:.3f}")
     return "; ".join(parts)
-
-
-def diagnose_run(
-    run_dir: str | Path,
-    *,
-    split: str = "test",
-    subset: int = 0,
-    num_samples: int = NUM_SAMPLES,
-    pictures: bool = True,
-    device: str = "cpu",
-    data_dir: str | Path | None = None,
-    out: str | Path | None = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Diagnoses a trained run on its ``split`` (the first ``subset`` points if > 0) and writes
-    ``diagnostics.json`` into ``out`` (default: the run dir) and, for image data, the pictures
-    into ``out/pictures``. Returns the document (with ``pictures``: name -> path)."""
-    from ...runs.run import load_run
-
-    run = load_run(run_dir, data_dir, device)
-    x = run.data.split(split)[: subset or None]
-    labels = run.data.labels.get(split)
-    labels = None if labels is None else labels[: len(x)]
-    run.model.eval()
-    run.guide.eval()
-    doc, extras = _diagnose(run.model, run.guide, x, labels, THRESHOLD, num_samples, 1000, seed)
-    doc.update(run=str(run_dir), split=split)
-    _write(run.model, run.guide, x, doc, extras, Path(out or run_dir), pictures)
-    return doc

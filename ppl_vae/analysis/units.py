@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...core.errors import InputError
+from ..core.errors import InputError
 from .sites import check_data, closed_form_mean, iter_traces, latent_sites, per_particle, units
 
 THRESHOLD = 0.01  # Burda et al.'s activity threshold on Var_x E_q[z_u | x]

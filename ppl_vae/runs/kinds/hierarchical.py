@@ -1,4 +1,4 @@
-"""The ``hierarchical`` model kind: a recipe's parts for a VAE with several stochastic layers.
+"""The ``hierarchical`` kind: a VAE with several stochastic layers (Burda et al. 2016).
 
 A recipe sets it with ``model.name = "hierarchical"`` and the architecture in
 ``model.options`` (the keyword arguments of ``ppl_vae.model.hierarchical.build_hierarchical``):
@@ -13,7 +13,8 @@ A recipe sets it with ``model.name = "hierarchical"`` and the architecture in
     scale = "exp"
     init = "glorot"
 
-The guide is ``guide.name`` from ``HIERARCHICAL_GUIDES`` (``bottom_up``, the paper's), built
+The top layer's prior is ``model.prior`` (any of ``PRIORS``). The guide is ``guide.name``
+from ``HIERARCHICAL_GUIDES`` (``bottom_up``, the paper's), built
 with the same ``z_dims``, ``hidden`` and ``activation`` and its own ``guide.options``
 (``scale``, ``init``). ``model.z_dim``, ``model.decoder`` and
 ``guide.encoder`` belong to the one-layer ``vae`` kind and must stay unset.
@@ -21,14 +22,15 @@ with the same ``z_dims``, ``hidden`` and ``activation`` and its own ``guide.opti
 
 from __future__ import annotations
 
-from torch import nn
+from typing import Any
 
-from ..core.errors import RecipeError
-from ..core.options import checked_lookup
-from ..data import Splits
-from ..guides.hierarchical import HIERARCHICAL_GUIDES, RESERVED
-from ..model.hierarchical import HierarchicalVAE, build_hierarchical
-from .recipe import ModelConfig, NetConfig, Recipe
+from ...core.errors import RecipeError
+from ...core.options import checked_lookup
+from ...data import Splits
+from ...guides.hierarchical import HIERARCHICAL_GUIDES, RESERVED
+from ...model.hierarchical import build_hierarchical
+from ..recipe import ModelConfig, NetConfig, Recipe
+from .spec import ModelKind, Parts
 
 # build_hierarchical's parameters that come from elsewhere in the recipe.
 MODEL_RESERVED = {
@@ -36,6 +38,8 @@ MODEL_RESERVED = {
     "image_shape": "the data",
     "likelihood": "model.likelihood",
     "likelihood_options": "model.likelihood_options",
+    "prior": "model.prior",
+    "prior_options": "model.prior_options",
 }
 
 
@@ -79,19 +83,32 @@ def check_hierarchical(recipe: Recipe, source: str = "the recipe") -> None:
     )
 
 
-def hierarchical_parts(recipe: Recipe, data: Splits) -> tuple[HierarchicalVAE, nn.Module]:
-    """The model p(z_L) ... p(x | z_1) and its guide, sized for ``data``."""
+def hierarchical_parts(recipe: Recipe, data: Splits, options: dict[str, Any]) -> Parts:
+    """The model p(z_L) ... p(x | z_1) (the prior on z_L from ``model.prior``) and its guide,
+    sized for ``data``."""
     check_hierarchical(recipe)
     m, g = recipe.model, recipe.guide
     model = build_hierarchical(
         data.x_dim,
         likelihood=m.likelihood,
         likelihood_options=m.likelihood_options,
+        prior=m.prior,
+        prior_options=m.prior_options,
         image_shape=data.image_shape,
-        **m.options,
+        **options,
     )
     a = model.arch
     guide = HIERARCHICAL_GUIDES[g.name](
         data.x_dim, a["z_dims"], a["hidden"], activation=a["activation"], **g.options
     )
     return model, guide
+
+
+KIND = ModelKind(
+    "hierarchical",
+    hierarchical_parts,
+    "several stochastic layers, sites z1 ... zL (Burda et al. 2016)",
+    options=None,  # build_hierarchical's keywords, checked by check_hierarchical
+    check=check_hierarchical,
+    own_guides=True,
+)

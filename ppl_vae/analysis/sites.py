@@ -20,8 +20,9 @@ import pyro.poutine as poutine
 import torch
 from pyro.poutine.trace_struct import Trace
 
-from ...core.errors import InputError, SiteError
-from ...core.tracing import DATA_PLATE, is_latent, particle_plate
+from ..core.contract import reusing
+from ..core.errors import InputError, SiteError
+from ..core.tracing import DATA_PLATE, is_latent, particle_plate
 
 MAX_ROWS = 50_000  # particles x data points traced at once; bounds memory for any batch size
 
@@ -86,8 +87,7 @@ def closed_form_mean(fn) -> torch.Tensor | None:
 
 @contextlib.contextmanager
 def _reusing(guide: Callable) -> Iterator[None]:
-    reuse = getattr(guide, "reusing_distribution", contextlib.nullcontext)
-    with torch.no_grad(), reuse():
+    with torch.no_grad(), reusing(guide):
         yield
 
 

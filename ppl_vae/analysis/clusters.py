@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...core.errors import InputError
+from ..core.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,61 @@
+"""The bottom of the package: the written contract (``contract``), trace-and-replay
+(``tracing``), errors, registry lookups, option checking and seeded randomness.
+
+Every other folder may import from here; nothing here imports from them.
+"""
+
+from .contract import (
+    CAPABILITIES,
+    Analogies,
+    BeginsEpoch,
+    ChecksData,
+    Completes,
+    Conditioned,
+    DeclaresKL,
+    EncoderDistribution,
+    EpochMetrics,
+    Guide,
+    HasImages,
+    HasLikelihood,
+    HasPrior,
+    Likelihood,
+    Model,
+    Prior,
+    QuietChecks,
+    ReusesDistribution,
+    Samples,
+    Shared,
+    SharesGuide,
+    SumsOutLabel,
+    Wraps,
+    has,
+    reusing,
+)
+
+__all__ = [
+    "CAPABILITIES",
+    "Analogies",
+    "BeginsEpoch",
+    "ChecksData",
+    "Completes",
+    "Conditioned",
+    "DeclaresKL",
+    "EncoderDistribution",
+    "EpochMetrics",
+    "Guide",
+    "HasImages",
+    "HasLikelihood",
+    "HasPrior",
+    "Likelihood",
+    "Model",
+    "Prior",
+    "QuietChecks",
+    "ReusesDistribution",
+    "Samples",
+    "Shared",
+    "SharesGuide",
+    "SumsOutLabel",
+    "Wraps",
+    "has",
+    "reusing",
+]

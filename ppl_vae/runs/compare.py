@@ -1,0 +1,39 @@
+"""Reading evaluated run dirs for the compare tables and figures (``ppl_vae.reports``
+renders them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..bounds import read_inference_data
+from ..bounds.results import GROUP
+from ..core.errors import RunDirError
+from ..layout import DIAGNOSTICS, EVAL_JSON, EVAL_NETCDF
+from ..reports.tables import RunResult, read_metrics
+from .recipe import load_recipe
+
+
+def load_result(run_dir: str | Path) -> RunResult:
+    """Reads an evaluated run dir: ``recipe.toml``, ``eval.json``, ``eval.nc``, ``metrics.csv``."""
+    path = Path(run_dir)
+    recipe = load_recipe(path)
+    if not (path / EVAL_JSON).is_file():
+        raise RunDirError(
+            f"run dir {path} has no {EVAL_JSON}; run `ppl-vae evaluate {path}` before comparing."
+        )
+    estimates = json.loads((path / EVAL_JSON).read_text())["estimates"]
+    per_datapoint = None
+    if (path / EVAL_NETCDF).is_file():
+        per_datapoint = read_inference_data(path)[GROUP].load()
+    m = recipe.model
+    return RunResult(
+        path.name,
+        recipe.guide.name,
+        recipe.objective.name,
+        m.likelihood,
+        estimates,
+        per_datapoint,
+        read_metrics(path),
+        json.loads((path / DIAGNOSTICS).read_text()) if (path / DIAGNOSTICS).is_file() else None,
+    )
