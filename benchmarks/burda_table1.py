@@ -85,7 +85,7 @@ def train_cell(cell, args) -> dict:
         run = load_run(out, args.data_dir)
     else:
         resume = (out / CHECKPOINT).is_file() or (out / RECIPE).is_file()
-        run, _ = train_recipe(recipe, out, args.data_dir, resume=resume, progress=False)
+        run, _ = train_recipe(recipe, out, data_dir=args.data_dir, resume=resume, progress=False)
     seconds = sum(row["seconds"] for row in _history(out))
     return {"run": run, "train_seconds": seconds}
 

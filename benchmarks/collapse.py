@@ -69,7 +69,9 @@ def run_cell(name: str, z_dim: int, sets: list[str], a: argparse.Namespace) -> d
     if not (out / SUMMARY).is_file():
         resume = (out / CHECKPOINT).is_file()
         recipe = load(RECIPE, overrides)
-        train_recipe(recipe, out, a.data_dir, overwrite=not resume, resume=resume, progress=False)
+        train_recipe(
+            recipe, out, data_dir=a.data_dir, overwrite=not resume, resume=resume, progress=False
+        )
     t1 = time.perf_counter()
     ev = evaluate_run(out, [1, a.k], subset=a.eval_subset, khat=False, data_dir=a.data_dir)
     t2 = time.perf_counter()
@@ -184,7 +186,9 @@ def watch(z_dim: int, name: str, a: argparse.Namespace) -> list[dict]:
     if not (out / SUMMARY).is_file():
         resume = (out / CHECKPOINT).is_file()
         recipe = load(RECIPE, [f"name={out.name}", *sets])
-        train_recipe(recipe, out, a.data_dir, overwrite=not resume, resume=resume, progress=False)
+        train_recipe(
+            recipe, out, data_dir=a.data_dir, overwrite=not resume, resume=resume, progress=False
+        )
     return read_metrics(out)
 
 

@@ -39,7 +39,11 @@ def run_one(given: int, kind: str, args: argparse.Namespace) -> dict:
     if not done:
         recipe = config.load(REPO / "models" / "mnist_cvae_quadrants.toml", sets)
         train_recipe(
-            recipe, out, args.data_dir, resume=(out / CHECKPOINT).is_file(), progress=args.progress
+            recipe,
+            out,
+            data_dir=args.data_dir,
+            resume=(out / CHECKPOINT).is_file(),
+            progress=args.progress,
         )
     # the ELBO (IWAE_1) on every test image: what Pyro's table reports (its loss, 10 particles)
     whole = evaluate_run(out, [1], subset=0, data_dir=args.data_dir, khat=False)

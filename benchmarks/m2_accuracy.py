@@ -47,7 +47,11 @@ def run_one(labels: int, draw: int, args: argparse.Namespace) -> dict:
     recipe = config.load(REPO / "models" / "mnist_m2.toml", sets)
     t0 = time.perf_counter()
     train_recipe(
-        recipe, out, args.data_dir, resume=(out / CHECKPOINT).is_file(), progress=args.progress
+        recipe,
+        out,
+        data_dir=args.data_dir,
+        resume=(out / CHECKPOINT).is_file(),
+        progress=args.progress,
     )
     s = json.loads(summary.read_text())
     s["wall_seconds_this_call"] = time.perf_counter() - t0

@@ -17,7 +17,9 @@ _EXPORTS = {
     "DATASETS": ("data", "DATASETS"),
     "GUIDES": ("guides", "GUIDES"),
     "LIKELIHOODS": ("model", "LIKELIHOODS"),
+    "MODEL_KINDS": ("runs.kinds", "MODEL_KINDS"),
     "OBJECTIVES": ("objectives", "OBJECTIVES"),
+    "PRIORS": ("model", "PRIORS"),
     "VAE": ("model", "VAE"),
     "AmortizedGuide": ("guides", "AmortizedGuide"),
     "FitResult": ("training", "FitResult"),
@@ -29,11 +31,15 @@ _EXPORTS = {
     "build_model": ("model", "build_model"),
     "build_objective": ("objectives", "build_objective"),
     "diagnose": ("analysis", "diagnose"),
+    "diagnose_run": ("runs.diagnose", "diagnose_run"),
+    "evaluate": ("bounds", "evaluate"),
     "evaluate_run": ("runs.evaluate", "evaluate_run"),
     "fit": ("training", "fit"),
     "load_data": ("data", "load_data"),
     "load_recipe_file": ("runs.recipe", "load"),
     "load_run": ("runs.run", "load_run"),
+    "log_weights": ("bounds", "log_weights"),
+    "sample_run": ("runs.sample", "sample_run"),
     "train_recipe": ("runs.run", "train_recipe"),
 }
 _SUBPACKAGES = {
@@ -49,6 +55,7 @@ _SUBPACKAGES = {
     "reports",
     "runs",
     "storage",
+    "testing",
     "training",
 }
 
@@ -56,7 +63,9 @@ __all__ = [
     "DATASETS",
     "GUIDES",
     "LIKELIHOODS",
+    "MODEL_KINDS",
     "OBJECTIVES",
+    "PRIORS",
     "VAE",
     "AmortizedGuide",
     "FitResult",
@@ -68,11 +77,15 @@ __all__ = [
     "build_model",
     "build_objective",
     "diagnose",
+    "diagnose_run",
+    "evaluate",
     "evaluate_run",
     "fit",
     "load_data",
     "load_recipe_file",
     "load_run",
+    "log_weights",
+    "sample_run",
     "train_recipe",
 ]
 
@@ -80,13 +93,14 @@ if TYPE_CHECKING:
     from .analysis import diagnose
     from .data import DATASETS, LinearGaussian, Splits, load_data
     from .guides import GUIDES, AmortizedGuide, build_guide
-    from .model import LIKELIHOODS, VAE, build_model
+    from .model import LIKELIHOODS, PRIORS, VAE, build_model
     from .objectives import OBJECTIVES, build_objective
     from .runs.bdmc import bdmc_run
     from .runs.evaluate import evaluate_run
     from .runs.recipe import Recipe
     from .runs.recipe import load as load_recipe_file
     from .runs.run import load_run, train_recipe
+    from .runs.sample import sample_run
     from .training import FitResult, fit
 
 

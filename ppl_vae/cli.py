@@ -114,9 +114,9 @@ def _train(a: argparse.Namespace) -> int:
     run, result = train_recipe(
         recipe,
         out,
-        a.data_dir,
-        a.overwrite,
-        bool(a.resume),
+        data_dir=a.data_dir,
+        overwrite=a.overwrite,
+        resume=bool(a.resume),
         progress=not a.no_progress,
         source=source,
         world=world,

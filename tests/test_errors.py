@@ -277,7 +277,7 @@ OPTIMIZED = textwrap.dedent("""
         return "no error"
 
     def train(x, likelihood="bernoulli"):
-        model = build_model(2, 4, likelihood, hidden=[])
+        model = build_model(4, 2, likelihood=likelihood, hidden=[])
         fit(model, build_guide("diagonal", 4, 2, hidden=[]), x, epochs=1, progress=False)
 
     nan = torch.zeros(8, 4)

@@ -314,7 +314,7 @@ def test_elbo_gap_on_a_correlated_posterior(name, linear_gaussian):
             epochs=epochs,
             batch_size=batch_size,
             lr=lr,
-            loss=loss,
+            objective=loss,
             seed=seed,
             progress=False,
         )

@@ -180,7 +180,9 @@ def test_table_with_the_exact_posterior_has_no_gap():
     x = truth.sample(40, torch.Generator().manual_seed(0))
     exact = truth.log_prob(x).mean().item()
     model, guide = linear_vae(truth), ExactPosterior(truth)
-    a = from_bounds("exact", evaluate(model, guide, x, [1, 10, 30], 10, khat=False), "exact")
+    a = from_bounds(
+        "exact", evaluate(model, guide, x, [1, 10, 30], chunk_size=10, khat=False), "exact"
+    )
     b = from_bounds("short", evaluate(model, guide, x, [1, 5], khat=False), "exact")
     rows = comparison_table([a, b])
     for k in (1, 10, 30):

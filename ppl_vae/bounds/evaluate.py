@@ -122,6 +122,7 @@ def evaluate(
     guide: Callable,
     x: torch.Tensor,
     ks: Sequence[int] = DEFAULT_KS,
+    *,
     chunk_size: int | None = None,
     batch_size: int = 100,
     seed: int = 0,

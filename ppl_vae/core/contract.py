@@ -78,7 +78,7 @@ class Conditioned(Protocol):
 
 @runtime_checkable
 class SumsOutLabel(Protocol):
-    """A discrete latent summed out exactly where it is not given (M2's label).
+    """A discrete latent summed params exactly where it is not given (M2's label).
     ``summed_cond(x)`` lists its values (each ``[N]``), or None when it must be given. The
     bounds then weigh every value: w = sum_y p(x, y, z_y) / q(z_y | x, y)."""
 
@@ -212,17 +212,17 @@ class Prior(Protocol):
 
 @runtime_checkable
 class Likelihood(Protocol):
-    """A likelihood part: ``likelihood(out)`` maps decoder outputs ``[..., k * x_dim]`` to a
-    distribution with batch shape ``[..., x_dim]`` (one factor per pixel), ``event(out)`` to one
+    """A likelihood part: ``likelihood(params)`` maps decoder outputs ``[..., k * x_dim]`` to a
+    distribution with batch shape ``[..., x_dim]`` (one factor per pixel), ``event(params)`` to one
     with the pixels as one event, and ``check(x)`` refuses data it cannot score.
     ``outputs_per_pixel`` is k: the decoder is built with k outputs per pixel (parameter j of
-    pixel i at ``out[..., j * x_dim + i]``)."""
+    pixel i at ``params[..., j * x_dim + i]``)."""
 
     outputs_per_pixel: int
 
-    def __call__(self, out: torch.Tensor) -> Distribution: ...
+    def __call__(self, params: torch.Tensor) -> Distribution: ...
 
-    def event(self, out: torch.Tensor) -> Distribution: ...
+    def event(self, params: torch.Tensor) -> Distribution: ...
 
     def check(self, x: torch.Tensor) -> None: ...
 

@@ -53,6 +53,7 @@ def build_guide(
     name: str,
     x_dim: int,
     z_dim: int,
+    *,
     net: str = "mlp",
     hidden: Sequence[int] = (400,),
     activation: str = "relu",

@@ -61,9 +61,9 @@ class _Conditional(PyroModule):
                 f"cond must have the shape of x, {list(x.shape)}, got {list(cond.shape)}."
             )
 
-    def observation(self, out: torch.Tensor, cond: torch.Tensor) -> dist.Distribution:
+    def observation(self, params: torch.Tensor, cond: torch.Tensor) -> dist.Distribution:
         """p(x_out | .): the likelihood on the hidden pixels of ``cond`` only."""
-        return self.likelihood(out).mask(cond == -1).to_event(1)
+        return self.likelihood(params).mask(cond == -1).to_event(1)
 
 
 class CVAE(_Conditional):
@@ -94,8 +94,8 @@ class CVAE(_Conditional):
         self.check_cond(x, cond)
         with pyro.plate("data", x.shape[0]):
             z = pyro.sample("z", self.prior_given(cond))
-            out = self.generation_net(joined(z, cond))
-            pyro.sample("x", self.observation(out, cond), obs=x)
+            params = self.generation_net(joined(z, cond))
+            pyro.sample("x", self.observation(params, cond), obs=x)
 
     @torch.no_grad()
     def complete(self, cond: torch.Tensor, mean: bool = True) -> torch.Tensor:

@@ -4,9 +4,10 @@ p(z_L) p(z_{L-1} | z_L) ... p(z_1 | z_2) p(x | z_1).
 The latent sites are ``"z1"`` (next to the data) to ``"zL"`` (the top, under a prior part from
 ``PRIORS``, N(0, I) by default), all sampled inside ``pyro.plate("data", N)``; ``"x"`` is
 observed there too. So every guide that samples the same sites
-(``ppl_vae.guides.hierarchical``), every objective and every bound works on it through the
-usual model/guide contract. Each conditional p(z_l | z_{l+1}) is a diagonal Gaussian whose mean and scale come from one MLP (a linear head for the mean and one for
-the log scale, on shared hidden units), with ``exp`` for the scale as in the paper.
+(``ppl_vae.guides.hierarchical``), every objective and every bound works on it through the usual
+model/guide contract. Each conditional p(z_l | z_{l+1}) is a diagonal Gaussian whose mean and
+scale come from one MLP (a linear head for the mean and one for the log scale, on shared hidden
+units), with ``exp`` for the scale as in the paper.
 
 With one layer it is Burda et al.'s 1-layer architecture; the 2-layer one has latents [100, 50].
 
@@ -154,6 +155,7 @@ def build_hierarchical(
     x_dim: int,
     z_dims: Sequence[int] = (100, 50),
     hidden: Sequence[Sequence[int]] = ((200, 200), (100, 100)),
+    *,
     activation: str = "tanh",
     scale: str = "exp",
     init: str = "torch",

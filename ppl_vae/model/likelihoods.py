@@ -1,11 +1,11 @@
 """Likelihoods p(x|z), chosen by name: each maps decoder outputs to a distribution over pixels.
 
-A likelihood is a module whose ``forward(out)`` returns a ``torch.distributions.Distribution``
+A likelihood is a module whose ``forward(params)`` returns a ``torch.distributions.Distribution``
 with one factor per pixel (batch shape ``[..., x_dim]``) and whose ``check(x)`` raises a clear
 error for data it cannot score (``core.contract.Likelihood``). It declares how many decoder
 outputs it reads per pixel, ``outputs_per_pixel`` (k): the decoder is sized from it
 (``model.parts.build_decoder``) and hands it ``out`` of shape ``[..., k * x_dim]``, parameter j
-of pixel i at ``out[..., j * x_dim + i]``. Every likelihood class is built as
+of pixel i at ``params[..., j * x_dim + i]``. Every likelihood class is built as
 ``cls(x_dim, **options)``: its options (a recipe's ``model.likelihood_options``) are the keyword
 parameters of its ``__init__`` after ``x_dim``, checked against that signature before it is
 built. To add one, write its class in its own file and add one line to ``LIKELIHOODS``.
@@ -28,7 +28,7 @@ from .checks import DataError, check_finite
 
 
 class Likelihood(nn.Module):
-    """Base class: ``forward(out) -> Distribution`` and ``check(x)``, for ``x_dim`` pixels."""
+    """Base class: ``forward(params) -> Distribution`` and ``check(x)``, for ``x_dim`` pixels."""
 
     outputs_per_pixel: ClassVar[int] = 1  # decoder outputs per pixel: a mean, a logit, ...
 
@@ -40,19 +40,19 @@ class Likelihood(nn.Module):
         """Raises DataError when ``x`` cannot be scored by this likelihood."""
         check_finite(x)
 
-    def event(self, out: torch.Tensor) -> dist.Distribution:
-        """p(x|z) with the pixels as one event: ``forward(out).to_event(1)``."""
-        return self(out).to_event(1)
+    def event(self, params: torch.Tensor) -> dist.Distribution:
+        """p(x|z) with the pixels as one event: ``forward(params).to_event(1)``."""
+        return self(params).to_event(1)
 
 
 class Bernoulli(Likelihood):
     """Bernoulli pixels parameterised by logits: for binary data in {0, 1}."""
 
-    def forward(self, out: torch.Tensor) -> dist.Distribution:
-        return dist.Bernoulli(logits=out)
+    def forward(self, params: torch.Tensor) -> dist.Distribution:
+        return dist.Bernoulli(logits=params)
 
-    def event(self, out: torch.Tensor) -> dist.Distribution:
-        return IndependentBernoulli(out)  # sums over pixels inside the fused kernel
+    def event(self, params: torch.Tensor) -> dist.Distribution:
+        return IndependentBernoulli(params)  # sums over pixels inside the fused kernel
 
     def check(self, x: torch.Tensor) -> None:
         lo, hi = check_finite(x)
@@ -68,9 +68,9 @@ class Bernoulli(Likelihood):
 class ContinuousBernoulli(Likelihood):
     """The continuous Bernoulli (Loaiza-Ganem & Cunningham 2019): grayscale data in [0, 1]."""
 
-    def forward(self, out: torch.Tensor) -> dist.Distribution:
+    def forward(self, params: torch.Tensor) -> dist.Distribution:
         # Clamp only the logits handed to the distribution: its normaliser is unstable at +-inf.
-        return dist.ContinuousBernoulli(logits=out.clamp(-30.0, 30.0))
+        return dist.ContinuousBernoulli(logits=params.clamp(-30.0, 30.0))
 
     def check(self, x: torch.Tensor) -> None:
         check_finite(x)
@@ -106,8 +106,8 @@ class Gaussian(Likelihood):
     def scale(self) -> torch.Tensor:
         return softplus(self.raw_scale)
 
-    def forward(self, out: torch.Tensor) -> dist.Distribution:
-        return dist.Normal(out, self.scale.expand(out.shape))
+    def forward(self, params: torch.Tensor) -> dist.Distribution:
+        return dist.Normal(params, self.scale.expand(params.shape))
 
 
 def softplus_inverse(y: float) -> float:

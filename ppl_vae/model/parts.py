@@ -2,7 +2,7 @@
 decoder net (``DECODERS``), each chosen by name. This module joins them.
 
 The decoder is sized from the likelihood: ``outputs_per_pixel`` numbers per pixel (parameter j
-of pixel i at ``out[..., j * x_dim + i]``; a conv decoder gives them as j-major channels). A
+of pixel i at ``params[..., j * x_dim + i]``; a conv decoder gives them as j-major channels). A
 part that reads the guide's networks gets the guide from ``connect`` once both are built.
 """
 

@@ -75,11 +75,11 @@ def completions(model: Any, x: torch.Tensor, cond: torch.Tensor, draws: int = 4,
     return _grid(images, len(cols))
 
 
-def write_label_pictures(model, guide, x, out_dir, labels=None, label=None, n=64, seed=0):
+def write_label_pictures(model, guide, x, out, labels=None, label=None, n=64, seed=0):
     """Writes ``analogies.png`` and, with ``label``, ``samples_label<y>.png`` (else
-    ``samples_by_class.png``: a row of samples per class) into ``out_dir``."""
+    ``samples_by_class.png``: a row of samples per class) into ``out``."""
     check_label(model, label)
-    out = Path(out_dir)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     if label is not None:
@@ -115,9 +115,9 @@ def write_label_pictures(model, guide, x, out_dir, labels=None, label=None, n=64
     return paths
 
 
-def write_completions(model, x, cond, out_dir, n=8, seed=0):
+def write_completions(model, x, cond, out, n=8, seed=0):
     """Writes ``completions.png``: ``n`` test images, their inputs and four completions."""
-    out = Path(out_dir)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "completions.png"
     cols = ["input", "truth", *[f"draw {i + 1}" for i in range(4)]]

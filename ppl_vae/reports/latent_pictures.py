@@ -145,11 +145,11 @@ def write_diagnostic_pictures(
     x: torch.Tensor,
     doc: dict[str, Any],
     extras: dict[str, Any],
-    out_dir: str | Path,
+    out: str | Path,
 ) -> tuple[dict[str, Path], list[str]]:
-    """Writes ``traversals.png``, ``clusters.png`` and ``kl_units.png`` into ``out_dir`` where
+    """Writes ``traversals.png``, ``clusters.png`` and ``kl_units.png`` into ``out`` where
     they can be drawn; returns their paths and a note for each picture skipped."""
-    out, paths, notes = Path(out_dir), {}, []
+    out, paths, notes = Path(out), {}, []
     paths["kl_units"] = out / KL_UNITS_PNG
     try:
         plot_kl_units(doc, paths["kl_units"])

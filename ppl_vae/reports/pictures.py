@@ -101,18 +101,18 @@ def write_pictures(
     model: Any,
     guide: Any,
     x: torch.Tensor,
-    out_dir: str | Path,
+    out: str | Path,
     labels: torch.Tensor | None = None,
     n: int = 64,
     seed: int = 0,
 ) -> dict[str, Path]:
     """Writes ``samples.png``, ``reconstructions.png``, ``interpolations.png`` (from the first
-    images of ``x``) and ``latent.png`` (all of ``x``, coloured by ``labels``) into ``out_dir``."""
+    images of ``x``) and ``latent.png`` (all of ``x``, coloured by ``labels``) into ``out``."""
     from .plots import plot_latent
 
     if len(x) < 2:
         raise InputError(f"pictures need at least 2 data points, got {len(x)}.")
-    out = Path(out_dir)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"{k}.png" for k in ("samples", "reconstructions", "interpolations")}
     grid = prior_samples(model, n, seed)

@@ -200,10 +200,10 @@ def plot_scores(
     return finish(fig, path)
 
 
-def write_figures(results: Sequence[RunResult], out_dir: str | Path) -> dict[str, Path]:
+def write_figures(results: Sequence[RunResult], out: str | Path) -> dict[str, Path]:
     """Writes ``bound_vs_k.png``, ``khat.png`` (when a run has k-hat), ``gap.png`` and
-    ``training_curves.png`` (when a run has metrics) into ``out_dir``; returns their paths."""
-    out = Path(out_dir)
+    ``training_curves.png`` (when a run has metrics) into ``out``; returns their paths."""
+    out = Path(out)
     paths = {"bound_vs_k": out / "bound_vs_k.png", "gap": out / "gap.png"}
     plot_bound_vs_k(results, paths["bound_vs_k"])
     plot_gap(results, paths["gap"])

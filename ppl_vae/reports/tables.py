@@ -272,9 +272,9 @@ def to_csv(rows: Sequence[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write_comparison(results: Sequence[RunResult], out_dir: str | Path) -> dict[str, Path]:
-    """Writes ``compare.md`` and ``compare.csv`` into ``out_dir``; returns their paths."""
-    out = Path(out_dir)
+def write_comparison(results: Sequence[RunResult], out: str | Path) -> dict[str, Path]:
+    """Writes ``compare.md`` and ``compare.csv`` into ``out``; returns their paths."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = comparison_table(results)
     paths = {"markdown": out / COMPARE_MD, "csv": out / COMPARE_CSV}

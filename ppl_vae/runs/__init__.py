@@ -1,6 +1,40 @@
-"""Run dirs: recipes in TOML (``recipe``), the parts a recipe builds (``build``), training and
-loading runs (``run``) and evaluating them (``evaluate``).
+"""Run dirs: recipes in TOML (``recipe``), model kinds (``kinds``), the parts a recipe builds
+(``build``), and the run-level entry points side by side: ``train_recipe`` and ``load_run``
+(``run``), ``evaluate_run``, ``bdmc_run``, ``diagnose_run``, ``sample_run`` and
+``load_result`` (the compare tables' input).
 
-This package imports nothing itself, so that reading a recipe (``ppl_vae.runs.recipe``, no
-torch) does not load the training stack.
+The names below are imported when first used, so that reading a recipe
+(``ppl_vae.runs.recipe``, no torch) does not load the training stack.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "MODEL_KINDS": "kinds",
+    "ModelKind": "kinds",
+    "Run": "run",
+    "bdmc_run": "bdmc",
+    "build_data": "build",
+    "build_parts": "build",
+    "build_recipe_objective": "build",
+    "check_recipe": "build",
+    "diagnose_run": "diagnose",
+    "evaluate_run": "evaluate",
+    "load_result": "compare",
+    "load_run": "run",
+    "sample_run": "sample",
+    "train_recipe": "run",
+    "write_diagnostics": "diagnose",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ppl_vae.runs' has no attribute {name!r}")

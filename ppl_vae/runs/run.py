@@ -85,6 +85,7 @@ def _not_resumable(out: Path) -> RunDirError:
 def train_recipe(
     recipe: Recipe,
     out: str | Path | None = None,
+    *,
     data_dir: str | Path | None = None,
     overwrite: bool = False,
     resume: bool = False,
