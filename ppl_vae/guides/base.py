@@ -26,7 +26,10 @@ class AmortizedGuide(PyroModule):
         x_dim: number of pixels of one (flattened) data point.
         z_dim: latent size.
         num_outputs: how many numbers the encoder produces per data point.
-        net, hidden, activation, image_shape: the encoder network (see ``ppl_vae.nets``).
+        net: the encoder network (see ``ppl_vae.model.nets``), ``mlp`` or ``conv``.
+        hidden: its hidden layer sizes.
+        activation: its activation.
+        image_shape: ``(C, H, W)`` of one data point, for the ``conv`` net.
     """
 
     def __init__(

@@ -147,7 +147,7 @@ def build_objective(
             beta-VAE, which pushes units into posterior collapse); see ``annealing``.
         derived: options the run derives from the data, not the recipe (``RESERVED`` keys
             other than num_particles: M2's ``labelled_scale``).
-        **options: the objective's own options, e.g. ``alpha`` (renyi) or ``M`` (miwae).
+        **options (Any): the objective's own options, e.g. ``alpha`` (renyi) or ``M`` (miwae).
     """
     if not isinstance(num_particles, int) or isinstance(num_particles, bool) or num_particles < 1:
         raise ObjectiveError(

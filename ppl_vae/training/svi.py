@@ -81,8 +81,8 @@ def fit(
     """Trains ``model`` and ``guide`` with ``pyro.infer.SVI`` and Adam.
 
     Args:
-        model, guide: a Pyro model that observes ``"x"`` under ``pyro.plate("data", N)`` and a
-            guide (PyroModule) that samples its latents under the same plate.
+        model: a Pyro model that observes ``"x"`` under ``pyro.plate("data", N)``.
+        guide: a guide (PyroModule) that samples its latents under the same plate.
         data: a ``Splits`` (train, valid, test) or a plain tensor ``[N, x_dim]`` to train on.
         objective: the SVI loss (``build_objective``); ``Trace_ELBO()`` by default. If it has
             ``begin_epoch(epoch)`` (``core.contract.BeginsEpoch``), that is called before each
@@ -103,12 +103,13 @@ def fit(
         noise: ``"global"`` (one random stream per process) or ``"per_point"`` (each data
             point's latent noise from its own seed: results do not depend on how batches are
             split across processes; Normal and MultivariateNormal guides).
-        optimizer, optimizer_options: a name from ``training.optimizers.OPTIMIZERS`` (``adam``,
-            or ``adam_iwae`` as the IWAE paper's code applies it) and its options (``betas``,
-            ``eps``, ...).
-        lr_schedule, lr_schedule_options: the learning rate per epoch, starting at ``lr``: a
-            name from ``training.schedule.LR_SCHEDULES`` (``constant``, or ``burda``: 3^i epochs
-            at lr * 10^(-i/7)) and its options; a scheduled rate is logged as ``lr``.
+        optimizer: a name from ``training.optimizers.OPTIMIZERS`` (``adam``, or ``adam_iwae``
+            as the IWAE paper's code applies it).
+        optimizer_options: its options (``betas``, ``eps``, ...).
+        lr_schedule: the learning rate per epoch, starting at ``lr``: a name from
+            ``training.schedule.LR_SCHEDULES`` (``constant``, or ``burda``: 3^i epochs at
+            lr * 10^(-i/7)); a scheduled rate is logged as ``lr``.
+        lr_schedule_options: its options.
         log_latent: add the active units and the KL (on up to 1000 validation points) to each
             epoch's metrics, so that posterior collapse shows as it happens.
         tensorboard: also log each epoch's metrics, KL per unit and prior samples to
