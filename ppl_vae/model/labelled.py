@@ -66,10 +66,12 @@ class LabelledVAE(VAE):
     Args:
         prior: p(z), as for ``VAE``.
         decoder: network ``[..., z_dim + C] -> [..., k * x_dim]``.
-        likelihood, x_dim, image_shape: as for ``VAE``.
+        likelihood: as for ``VAE``.
+        x_dim: as for ``VAE``.
         num_classes: C, the number of labels.
         label_prior: True for M2 (y ~ Cat(1/C), summed out where unseen); False for a
             class-conditional VAE (y given).
+        image_shape: as for ``VAE``.
     """
 
     takes_cond = True  # the label, as cond= (core.contract.Conditioned)

@@ -29,7 +29,23 @@ _EXPORTS = {
     "train_recipe": "run",
     "write_diagnostics": "diagnose",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "MODEL_KINDS",
+    "ModelKind",
+    "Run",
+    "bdmc_run",
+    "build_data",
+    "build_parts",
+    "build_recipe_objective",
+    "check_recipe",
+    "diagnose_run",
+    "evaluate_run",
+    "load_result",
+    "load_run",
+    "sample_run",
+    "train_recipe",
+    "write_diagnostics",
+]
 
 
 def __getattr__(name: str) -> Any:
