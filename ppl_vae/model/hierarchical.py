@@ -182,7 +182,7 @@ def build_hierarchical(
     ]
     top = build_prior(prior, z_dims[-1], **(prior_options or {}))
     model = HierarchicalVAE(top, decoder, lik, conditionals, z_dims, x_dim, image_shape)
-    # the sizes a guide for it is built with (ppl_vae.runs.hierarchical)
+    # the sizes a guide for it is built with (ppl_vae.runs.kinds.hierarchical)
     model.arch = {
         "z_dims": list(z_dims),
         "hidden": [list(h) for h in hidden],
