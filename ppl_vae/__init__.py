@@ -49,6 +49,7 @@ _SUBPACKAGES = {
     "reports",
     "runs",
     "storage",
+    "testing",
     "training",
 }
 
