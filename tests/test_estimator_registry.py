@@ -222,3 +222,15 @@ def test_register_refuses_names_that_would_clash(toys):
     assert unregister("median_log_w").per_k and "median_log_w" not in ESTIMATORS
     with pytest.raises(KeyError, match="no estimator 'median_log_w'"):
         unregister("median_log_w")
+
+
+def test_every_estimator_passes_check_estimator(toys):
+    """The contract kit users run on their own estimators (``ppl_vae.testing``), on every entry
+    of the registry: the built-in ones and the toys registered above."""
+    from ppl_vae.testing import check_estimator
+
+    for estimator in ESTIMATORS.values():
+        report = check_estimator(estimator)
+        assert {"wrong shapes", "not pure", "depends on particle order"} <= set(report.passed)
+        if estimator.bound:
+            assert "not exact at equal weights" in report.passed, estimator.name

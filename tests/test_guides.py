@@ -413,3 +413,13 @@ def test_readme_guide_trains_and_is_bounded(tmp_path):
     assert result.steps == 6 and (tmp_path / "checkpoint.pt").is_file()
     log_w = log_weights(model, guide, x, num_particles=8)
     assert log_w.shape == (8, 64) and torch.isfinite(log_w).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_guide_passes_check_guide(name):
+    """The contract kit users run on their own guides (``ppl_vae.testing``), on every entry."""
+    from ppl_vae.testing import check_guide
+
+    model, guide = _parts(name)
+    report = check_guide(guide, _data(), model=model)
+    assert {"not reparameterized", "no gradients", "sites do not match"} <= set(report.passed)

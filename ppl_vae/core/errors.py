@@ -58,3 +58,17 @@ class WriteError(UserError, OSError):
 
 class TrainingDiverged(UserError, FloatingPointError):
     """The loss or the parameters became NaN or Inf; the last good checkpoint is kept."""
+
+
+class ContractError(UserError, AssertionError):
+    """A model, guide, objective or estimator that breaks the toolkit's contract, as found by
+    ``ppl_vae.testing``; ``failures`` holds every ``(clause, message)`` found, not the first."""
+
+    def __init__(self, message: str, failures: tuple = ()):
+        super().__init__(message)
+        self.failures = tuple(failures)
+
+    @property
+    def clauses(self) -> list[str]:
+        """The names of the failed clauses, in the order they were found."""
+        return list(dict.fromkeys(f.clause for f in self.failures))
