@@ -22,8 +22,11 @@ from ppl_vae import LinearGaussian, build_guide, build_model, build_objective
 from ppl_vae.bounds import Estimator, elbo
 from ppl_vae.bounds.folds import RunningMean
 from ppl_vae.core.errors import UserError
+from ppl_vae.guides import ExactPosterior
+from ppl_vae.guides.conditional import CondGuide
 from ppl_vae.guides.labelled import build_labelled_guide
-from ppl_vae.model.cvae import CondGuide, build_cvae
+from ppl_vae.model import linear_vae
+from ppl_vae.model.cvae import build_cvae
 from ppl_vae.model.labelled import build_labelled_model
 from ppl_vae.testing import (
     CLAUSES,
@@ -122,13 +125,17 @@ class Guide(PyroModule):
 
 def _builtin(x):
     torch.manual_seed(0)
-    model = build_model(Z, D, "bernoulli", hidden=[8]).to(DTYPE)
+    model = build_model(D, Z, likelihood="bernoulli", hidden=[8]).to(DTYPE)
     return model, build_guide("diagonal", D, Z, hidden=[8]).to(DTYPE), x
 
 
 def _linear_gaussian(x):
     truth = LinearGaussian.random(x_dim=D, z_dim=Z, dtype=DTYPE)
-    return truth.vae(), truth.exact_guide(), truth.sample(N, torch.Generator().manual_seed(1))
+    return (
+        linear_vae(truth),
+        ExactPosterior(truth),
+        truth.sample(N, torch.Generator().manual_seed(1)),
+    )
 
 
 def _by_hand(x):
@@ -155,11 +162,11 @@ def test_correct_models_and_guides_pass(parts, x):
 def test_conditional_models_pass_with_their_input():
     torch.manual_seed(0)
     x = torch.bernoulli(torch.full((N, 8), 0.3))
-    model = build_labelled_model(3, 8, 2, True, hidden=[4])
+    model = build_labelled_model(8, 3, num_classes=2, label_prior=True, hidden=[4])
     guide = build_labelled_guide(build_guide("diagonal", 10, 3, hidden=[4]), 8, 2, True, [4])
     check_pair(model, guide, x)  # y enumerated by the guide, summed by the bounds
     check_pair(model, guide, x, cond=torch.tensor([0, 1, 1, 0]))  # y given
-    cvae = build_cvae(3, 8, hidden=[4])
+    cvae = build_cvae(8, 3, hidden=[4])
     cond = x.clone()
     cond[:, :4] = -1
     check_pair(cvae, CondGuide(build_guide("diagonal", 16, 3, hidden=[4])), x, cond=cond)

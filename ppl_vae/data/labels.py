@@ -12,7 +12,8 @@ that ratio: every step gets a labelled signal for the classifier q(y|x), as in K
 minibatches (which also carry labelled and unlabelled points together), instead of Pyro's one
 supervised batch every N_u / N_l batches; and since the labelled points are data points of the
 split, exact resume, per-point noise and torchrun work unchanged. The run weighs each copy 1 / r
-in the objective (``runs.kinds.m2.m2_objective_options``), so a labelled point counts once per epoch.
+in the objective (``runs.kinds.m2.m2_objective_options``), so a labelled point counts once
+per epoch.
 
 References: Kingma, Rezende, Mohamed & Welling (2014), Semi-Supervised Learning with Deep
 Generative Models.

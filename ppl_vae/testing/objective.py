@@ -17,6 +17,7 @@ import pyro.poutine as poutine
 import torch
 from pyro.poutine.messenger import Messenger
 
+from ..core.contract import Wraps, has
 from ..core.tracing import DATA_PLATE, is_latent
 from .report import Checks, ContractReport, first_line, isolated
 from .sites import check_data, inputs
@@ -120,7 +121,7 @@ def _gradients(chk: Checks, objective, model, guide, x, cond) -> None:
 
 def _vectorized(chk: Checks, objective, model, guide, x, cond) -> None:
     inner = objective  # a wrapper (KLWarmup, FreeBits) vectorizes through its base
-    while not getattr(inner, "vectorize_particles", False) and hasattr(inner, "base"):
+    while not getattr(inner, "vectorize_particles", False) and has(inner, Wraps):
         inner = inner.base
     k = getattr(inner, "num_particles", None)
     if not (getattr(inner, "vectorize_particles", False) and isinstance(k, int) and k > 1):
