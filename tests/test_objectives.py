@@ -508,21 +508,7 @@ def test_unknown_objective_suggests_the_closest():
         build_objective("iwae_dreq")
 
 
-# A defect the check found: SemiSupervisedELBO.loss() runs TraceEnum_ELBO.differentiable_loss
-# under torch.no_grad, which Pyro refuses ("ELBO is cannot be differentiated") whenever the
-# batch holds unlabelled points. Strict: the mark goes when loss() is fixed.
-LOSS_UNDER_NO_GRAD = pytest.mark.xfail(
-    strict=True, reason="SemiSupervisedELBO.loss() fails under torch.no_grad (see above)"
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=LOSS_UNDER_NO_GRAD) if n == "semi_supervised" else n
-        for n in sorted(OBJECTIVES)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
 def test_every_objective_passes_check_objective(truth, name):
     """The contract kit users run on their own objectives (``ppl_vae.testing``), on every
     entry, with three vectorized particles and a model that has a parameter to train."""

@@ -96,8 +96,8 @@ class SemiSupervisedELBO(ELBO):
         return p["unlabelled"] + self.labelled_scale * labelled
 
     def loss(self, model, guide, x, cond=None) -> float:
-        with torch.no_grad():
-            return float(self.differentiable_loss(model, guide, x, cond))
+        # not under torch.no_grad: Pyro's enumerated ELBO refuses to run there
+        return float(self.differentiable_loss(model, guide, x, cond).detach())
 
     def loss_and_grads(self, model, guide, x, cond=None) -> float:
         loss = self.differentiable_loss(model, guide, x, cond)
