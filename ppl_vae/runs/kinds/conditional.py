@@ -9,9 +9,8 @@ from typing import Any
 from ...data import Splits
 from ...data.labels import check_labels, semi_supervised
 from ..recipe import Recipe
-from .cvae import refuse_m2_objective
 from .labelled import label_pictures, labelled_parts
-from .spec import ModelKind, Parts
+from .spec import ModelKind, Parts, refuse_m2_objective
 
 
 def conditional_parts(recipe: Recipe, data: Splits, options: dict[str, Any]) -> Parts:

@@ -7,26 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...core.errors import RecipeError
 from ...data import Splits
 from ...data.quadrants import quadrant_split
 from ...guides.conditional import CondGuide, NoLatents
 from ...model.cvae import build_cvae
-from ...objectives.semi_supervised import NAME
 from ...reports.label_pictures import write_completions
 from ..recipe import Recipe
 from .labelled import z_guide
-from .spec import ModelKind, Parts, Pictures
-
-
-def refuse_m2_objective(recipe: Recipe, source: str) -> None:
-    """M2's objective needs a discrete latent, which this kind has not."""
-    if recipe.objective.name == NAME:
-        raise RecipeError(
-            f"{source}: objective '{NAME}' is M2's (model.name = 'm2'); the "
-            f"{recipe.model.name!r} model has no discrete latent: use 'elbo', 'iwae' or "
-            f"another particle objective."
-        )
+from .spec import ModelKind, Parts, Pictures, refuse_m2_objective
 
 
 def cvae_parts(recipe: Recipe, data: Splits, options: dict[str, Any]) -> Parts:

@@ -18,6 +18,7 @@ import torch
 
 from ...core.errors import RecipeError
 from ...data import Splits
+from ...objectives.semi_supervised import NAME
 from ...reports.pictures import write_pictures
 from ..recipe import Recipe
 
@@ -95,3 +96,13 @@ class ModelKind:
                 f"options {', '.join(sorted(self.options))}, not {unknown[0]!r}."
             )
         return {**self.options, **given}
+
+
+def refuse_m2_objective(recipe: Recipe, source: str) -> None:
+    """M2's objective needs a discrete latent, which this kind has not."""
+    if recipe.objective.name == NAME:
+        raise RecipeError(
+            f"{source}: objective '{NAME}' is M2's (model.name = 'm2'); the "
+            f"{recipe.model.name!r} model has no discrete latent: use 'elbo', 'iwae' or "
+            f"another particle objective."
+        )
