@@ -234,22 +234,28 @@ def test_options_are_the_builders_keywords():
     assert build_objective("ciwae", 3, beta=1).beta == 1.0
 
 
+BAD_OPTIONS = [
+    ("ciwae", {}, r"objective\.options\.beta in \[0, 1\].*got None"),
+    ("ciwae", {"beta": 1.5}, r"objective\.options\.beta in \[0, 1\].*got 1\.5"),
+    ("ciwae", {"beta": -0.1}, r"objective\.options\.beta in \[0, 1\]"),
+    ("ciwae", {"beta": float("nan")}, r"objective\.options\.beta in \[0, 1\]"),
+    ("ciwae", {"beta": "0.5"}, r"'objective\.options\.beta' must be of type float"),
+    ("ciwae", {"beta": True}, r"'objective\.options\.beta' must be of type float"),
+    ("ciwae", {"M": 2}, "has no option 'M'"),
+    ("ciwae", {"beta": 0.5, "free_bits": 0.1}, "'ciwae' has no separate KL term"),
+    ("piwae", {"M": 0}, "M must be an integer >= 1"),
+    ("piwae", {"M": 2.0}, r"'objective\.options\.M' must be of type int"),
+    ("piwae", {"beta": 0.5}, "has no option 'beta'"),
+    ("piwae", {"M": 2, "free_bits": 0.1}, "'piwae' has no separate KL term"),
+    ("piwae", {"num_particles": 0}, "num_particles must be an integer >= 1"),
+]
+
+
 @pytest.mark.parametrize(
     "name,kwargs,match",
-    [
-        ("ciwae", {}, r"objective\.options\.beta in \[0, 1\].*got None"),
-        ("ciwae", {"beta": 1.5}, r"objective\.options\.beta in \[0, 1\].*got 1\.5"),
-        ("ciwae", {"beta": -0.1}, r"objective\.options\.beta in \[0, 1\]"),
-        ("ciwae", {"beta": float("nan")}, r"objective\.options\.beta in \[0, 1\]"),
-        ("ciwae", {"beta": "0.5"}, r"'objective\.options\.beta' must be of type float"),
-        ("ciwae", {"beta": True}, r"'objective\.options\.beta' must be of type float"),
-        ("ciwae", {"M": 2}, "has no option 'M'"),
-        ("ciwae", {"beta": 0.5, "free_bits": 0.1}, "'ciwae' has no separate KL term"),
-        ("piwae", {"M": 0}, "M must be an integer >= 1"),
-        ("piwae", {"M": 2.0}, r"'objective\.options\.M' must be of type int"),
-        ("piwae", {"beta": 0.5}, "has no option 'beta'"),
-        ("piwae", {"M": 2, "free_bits": 0.1}, "'piwae' has no separate KL term"),
-        ("piwae", {"num_particles": 0}, "num_particles must be an integer >= 1"),
+    BAD_OPTIONS,
+    ids=[
+        f"{n}-{','.join(f'{k}={v}' for k, v in kw.items()) or 'none'}" for n, kw, _ in BAD_OPTIONS
     ],
 )
 def test_bad_options_are_clear_errors(name, kwargs, match):
