@@ -170,7 +170,12 @@ def test_svi_steps_lower_the_loss(name):
     assert after < before - 0.5 * len(x), (before, after)  # half a nat per data point
 
 
-OBJECTIVE_OPTIONS = {"renyi": {"alpha": 0.5}, "miwae": {"M": 2}}
+OBJECTIVE_OPTIONS = {
+    "renyi": {"alpha": 0.5},
+    "miwae": {"M": 2},
+    "piwae": {"M": 2},
+    "ciwae": {"beta": 0.5},
+}
 CLOSED_FORM_KL = {"diagonal", "full_cov", "low_rank"}
 
 

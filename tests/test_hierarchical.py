@@ -144,7 +144,7 @@ def _binary(n: int = 16, x_dim: int = 12) -> torch.Tensor:
     return torch.bernoulli(torch.rand(n, x_dim, generator=g, dtype=DTYPE), generator=g)
 
 
-OPTIONS = {"renyi": {"alpha": 0.5}, "miwae": {"M": 2}}
+OPTIONS = {"renyi": {"alpha": 0.5}, "miwae": {"M": 2}, "piwae": {"M": 2}, "ciwae": {"beta": 0.5}}
 UNLABELLED = sorted(set(OBJECTIVES) - {"semi_supervised"})  # that one needs a labelled model
 WRAPPERS = {
     "iwae+warmup": ("iwae", {"kl_warmup_epochs": 3}),

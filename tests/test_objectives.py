@@ -443,7 +443,7 @@ def test_plate_nesting_is_settled_without_drawing(truth):
 
 # -- Every objective trains, in Pyro's units ---------------------------------------------------
 
-OPTIONS = {"renyi": {"alpha": 0.5}, "miwae": {"M": 2}}
+OPTIONS = {"renyi": {"alpha": 0.5}, "miwae": {"M": 2}, "piwae": {"M": 2}, "ciwae": {"beta": 0.5}}
 
 
 @pytest.mark.parametrize("name", sorted(OBJECTIVES))

@@ -10,9 +10,9 @@ as Pyro's do.
 >>> loss = build_objective("iwae_dreg", num_particles=50)
 >>> svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), loss)
 
-References: see each objective's module (``stl``, ``dreg``, ``miwae``, ``free_bits``,
-``annealing``, ``analytic``); Pyro's ``Trace_ELBO`` and ``RenyiELBO`` (Li & Turner (2016), Renyi
-Divergence Variational Inference).
+References: see each objective's module (``stl``, ``dreg``, ``miwae``, ``piwae``, ``ciwae``,
+``free_bits``, ``annealing``, ``analytic``); Pyro's ``Trace_ELBO`` and ``RenyiELBO`` (Li & Turner
+(2016), Renyi Divergence Variational Inference).
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ from ..core.registry import lookup
 from .analytic import AnalyticKL_ELBO
 from .annealing import KLWarmup, LatentScale, warmup_weight
 from .base import ObjectiveError, ParticleObjective, Particles
+from .ciwae import CIWAE
 from .dreg import IWAE_DReG
 from .free_bits import FreeBits, FreeBitsELBO, kl_estimate_of
 from .miwae import MIWAE
+from .piwae import PIWAE
 from .semi_supervised import SemiSupervisedELBO
 from .stl import STL_ELBO
 
@@ -84,6 +86,8 @@ OBJECTIVES: dict[str, Callable[..., ELBO]] = {
     "iwae": _iwae,
     "iwae_dreg": IWAE_DReG,
     "miwae": MIWAE,
+    "piwae": PIWAE,  # IWAE_{MK} for the model, MIWAE_{M,K} for the guide
+    "ciwae": CIWAE,  # beta ELBO + (1 - beta) IWAE
     "renyi": _renyi,
     "semi_supervised": SemiSupervisedELBO,  # M2 alone: y summed out, + alpha x classification
 }
@@ -137,7 +141,8 @@ def build_objective(
 
     Args:
         name: a key of ``OBJECTIVES``.
-        num_particles: K, the particles per data point (per group for ``miwae``/``iwae_dreg``).
+        num_particles: K, the particles per data point (per group for ``miwae``, ``piwae``,
+            ``iwae_dreg``).
         kl_warmup_epochs: if > 0, weight the latent terms by a KL weight rising linearly from
             ``kl_start`` (first epoch) to 1 (from this epoch on); see ``annealing``.
         free_bits: if > 0, floor each group's batch-mean KL at this many nats (objectives with
@@ -147,7 +152,8 @@ def build_objective(
             beta-VAE, which pushes units into posterior collapse); see ``annealing``.
         derived: options the run derives from the data, not the recipe (``RESERVED`` keys
             other than num_particles: M2's ``labelled_scale``).
-        **options (Any): the objective's own options, e.g. ``alpha`` (renyi) or ``M`` (miwae).
+        **options (Any): the objective's own options, e.g. ``alpha`` (renyi), ``M`` (miwae,
+            piwae) or ``beta`` (ciwae).
     """
     if not isinstance(num_particles, int) or isinstance(num_particles, bool) or num_particles < 1:
         raise ObjectiveError(
@@ -179,10 +185,12 @@ def build_objective(
 
 
 __all__ = [
+    "CIWAE",
     "FREE_BITS_KL",
     "IWAE_DReG",
     "MIWAE",
     "OBJECTIVES",
+    "PIWAE",
     "STL_ELBO",
     "WRAPPER_OPTIONS",
     "AnalyticKL_ELBO",
