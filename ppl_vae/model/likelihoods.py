@@ -8,7 +8,9 @@ outputs it reads per pixel, ``outputs_per_pixel`` (k): the decoder is sized from
 of pixel i at ``params[..., j * x_dim + i]``. Every likelihood class is built as
 ``cls(x_dim, **options)``: its options (a recipe's ``model.likelihood_options``) are the keyword
 parameters of its ``__init__`` after ``x_dim``, checked against that signature before it is
-built. To add one, write its class in its own file and add one line to ``LIKELIHOODS``.
+built. To add one, write its class in its own file (a subclass of ``Likelihood``, from
+``likelihood_base.py``, so that this module can import it) and add one line to ``LIKELIHOODS``,
+as ``discretized_logistic.py`` and ``discretized_mixture.py`` do.
 """
 
 from __future__ import annotations
