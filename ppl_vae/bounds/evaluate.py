@@ -26,6 +26,7 @@ from ..core.registry import lookup
 from ..core.rng import derive_seed, forked_rng
 from ..distributed import SINGLE, World, all_gather
 from ..model.checks import checked_once
+from .bits import bpd_dims
 from .log_weights import iter_log_weights
 from .per_point import Bounds
 from .registry import ESTIMATORS, OPT_IN
@@ -149,6 +150,8 @@ def evaluate(
     model's conditioning input: the bounds are then on log p(x | cond) (see ``log_weights``).
     ``options`` maps an estimator's name to the settings of its own draws and asks for it, e.g.
     ``{"ais": {"num_steps": 1000, "num_chains": 16}}`` (see ``ppl_vae.bounds.ais``).
+    For a model whose likelihood is discrete (``core.contract.DiscreteBits``), the records of
+    ``estimates()`` give each bound in bits per dimension too (``bounds.bits``).
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
@@ -176,4 +179,4 @@ def evaluate(
         merged.update(shard)
     ordered = [merged[s] for s in sorted(merged)]
     values = {e.name: torch.cat([p[e.name] for p in ordered]) for e in chosen}
-    return Bounds(ks, values, {e.name: e for e in chosen})
+    return Bounds(ks, values, {e.name: e for e in chosen}, bpd_dims(model, x))

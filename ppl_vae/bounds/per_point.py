@@ -1,5 +1,6 @@
 """``Bounds``: what ``evaluate`` returns, every estimator's value per data point, and their
-dataset means with Monte Carlo standard errors (the records of ``eval.json``)."""
+dataset means with Monte Carlo standard errors (the records of ``eval.json``), with bits per
+dimension beside each bound for a model whose likelihood is discrete (``bits.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .bits import with_bpd
 from .estimators import mean_and_stderr
 from .registry import ESTIMATORS
 from .spec import Estimator
@@ -20,11 +22,16 @@ class Bounds:
 
     Each value is an attribute too: ``bounds.iwae``, ``bounds.elbo``; a registered estimator
     that was not computed (k-hat below K = 21, or turned off) reads None.
+
+    ``bpd_dims`` is D, the dimensions of a data point, when the model's likelihood is a mass
+    over discrete levels (``bits.bpd_dims``): the records of the bounds then carry bits per
+    dimension. None (the default) leaves them in nats alone.
     """
 
     ks: list[int]
     values: dict[str, torch.Tensor]
     estimators: dict[str, Estimator] = field(default_factory=dict)
+    bpd_dims: int | None = None
 
     def __post_init__(self) -> None:
         for name in self.values:
@@ -57,18 +64,21 @@ class Bounds:
 
     def estimates(self) -> list[dict]:
         """Dataset means with standard errors in nats per point: one record per estimator (and
-        per K for a per-K one), each followed by its summaries, in registry order."""
+        per K for a per-K one), each followed by its summaries, in registry order; with
+        ``bpd_dims``, a bound's record also has ``bpd`` and ``bpd_stderr`` (bits per dimension)."""
 
-        def row(name: str, k: int, values: torch.Tensor) -> dict:
+        def row(name: str, k: int, values: torch.Tensor, dims: int | None = None) -> dict:
             mean, se = mean_and_stderr(values)
-            return {"estimator": name, "k": k, "mean": mean, "stderr": se, "n": self.n}
+            r = {"estimator": name, "k": k, "mean": mean, "stderr": se, "n": self.n}
+            return with_bpd(r, dims)
 
         rows = []
         for name, v in self.values.items():
             est = self.estimators[name]
+            dims = self.bpd_dims if est.bound else None  # bits/dim of bounds on log p(x) only
             if est.per_k:
-                rows += [row(name, k, v[:, i]) for i, k in enumerate(self.ks)]
+                rows += [row(name, k, v[:, i], dims) for i, k in enumerate(self.ks)]
             else:
-                rows.append(row(name, self.k_max, v))
+                rows.append(row(name, self.k_max, v, dims))
             rows += [row(s.name, self.k_max, s.of(self.at_k_max(name))) for s in est.summaries]
         return rows

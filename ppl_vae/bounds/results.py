@@ -69,12 +69,16 @@ def read_inference_data(run_dir: str | Path):
 
 
 def format_table(estimates: list[dict]) -> str:
-    """A plain-text table of the estimates."""
-    lines = [f"{'estimator':<16}{'K':>7}{'mean':>14}{'stderr':>10}{'n':>8}"]
+    """A plain-text table of the estimates, in nats; where the records carry bits per
+    dimension (a discrete likelihood), two more columns give them."""
+    bits = any("bpd" in r for r in estimates)
+    head = f"{'estimator':<16}{'K':>7}{'mean':>14}{'stderr':>10}{'n':>8}"
+    lines = [head + (f"{'bits/dim':>12}{'stderr':>10}" if bits else "")]
     for r in estimates:
-        lines.append(
-            f"{r['estimator']:<16}{r['k']:>7}{r['mean']:>14.4f}{r['stderr']:>10.4f}{r['n']:>8}"
-        )
+        line = f"{r['estimator']:<16}{r['k']:>7}{r['mean']:>14.4f}{r['stderr']:>10.4f}{r['n']:>8}"
+        if "bpd" in r:
+            line += f"{r['bpd']:>12.4f}{r['bpd_stderr']:>10.4f}"
+        lines.append(line)
     return "\n".join(lines)
 
 

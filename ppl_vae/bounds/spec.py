@@ -31,7 +31,7 @@ Source = Callable[[Callable, Callable, torch.Tensor, int, int], torch.Tensor]
 TABLE_STYLES = ("mean_se", "mean", None)
 # Columns that the writers use for other things: an estimator may not take their names.
 RESERVED = {"datapoint", "label", "log_p", "k", "run", "guide", "objective", "likelihood", "n"}
-RESERVED |= {"k_max", "gap"}
+RESERVED |= {"k_max", "gap", "bpd", "ais_bpd"}
 
 
 @dataclass(frozen=True)

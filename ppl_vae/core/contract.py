@@ -228,6 +228,17 @@ class Likelihood(Protocol):
 
 
 @runtime_checkable
+class DiscreteBits(Protocol):
+    """A likelihood part that is a probability mass over the 2^``discrete_bits`` integer levels
+    of every pixel (8: the 256 gray levels of an 8-bit image), so that -log p(x) in bits per
+    dimension, -log p(x) / (D log 2), is the figure papers report. Evaluation then adds it to
+    every bound's record (``bpd``, ``bpd_stderr``) and the tables a bits/dim column; without it
+    there is no such figure (a density's or a binarized image's "bits" mean something else)."""
+
+    discrete_bits: int
+
+
+@runtime_checkable
 class SharesGuide(Protocol):
     """A part (or a model holding one) that reads the guide's networks, e.g. a VampPrior's
     q(z | u_k) over pseudo-inputs. ``share_guide(guide)`` is called once both are built
@@ -275,6 +286,7 @@ CAPABILITIES: dict[str, type] = {
         BeginsEpoch,
         DeclaresKL,
         Wraps,
+        DiscreteBits,
         SharesGuide,
     )
 }

@@ -8,13 +8,15 @@ outputs it reads per pixel, ``outputs_per_pixel`` (k): the decoder is sized from
 of pixel i at ``params[..., j * x_dim + i]``. Every likelihood class is built as
 ``cls(x_dim, **options)``: its options (a recipe's ``model.likelihood_options``) are the keyword
 parameters of its ``__init__`` after ``x_dim``, checked against that signature before it is
-built. To add one, write its class in its own file and add one line to ``LIKELIHOODS``.
+built. To add one, write its class in its own file (a subclass of ``Likelihood``, from
+``likelihood_base.py``, so that this module can import it) and add one line to ``LIKELIHOODS``,
+as ``discretized_logistic.py`` and ``discretized_mixture.py`` do.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import pyro.distributions as dist
 import torch
@@ -25,24 +27,9 @@ from ..core.errors import InputError
 from ..core.options import checked_lookup
 from .bernoulli import IndependentBernoulli
 from .checks import DataError, check_finite
-
-
-class Likelihood(nn.Module):
-    """Base class: ``forward(params) -> Distribution`` and ``check(x)``, for ``x_dim`` pixels."""
-
-    outputs_per_pixel: ClassVar[int] = 1  # decoder outputs per pixel: a mean, a logit, ...
-
-    def __init__(self, x_dim: int):
-        super().__init__()
-        self.x_dim = x_dim
-
-    def check(self, x: torch.Tensor) -> None:
-        """Raises DataError when ``x`` cannot be scored by this likelihood."""
-        check_finite(x)
-
-    def event(self, params: torch.Tensor) -> dist.Distribution:
-        """p(x|z) with the pixels as one event: ``forward(params).to_event(1)``."""
-        return self(params).to_event(1)
+from .discretized_logistic import DiscretizedLogistic
+from .discretized_mixture import DiscretizedLogisticMixture
+from .likelihood_base import Likelihood
 
 
 class Bernoulli(Likelihood):
@@ -119,6 +106,8 @@ LIKELIHOODS: dict[str, type[Likelihood]] = {
     "bernoulli": Bernoulli,
     "continuous_bernoulli": ContinuousBernoulli,
     "gaussian": Gaussian,
+    "discretized_logistic": DiscretizedLogistic,
+    "discretized_logistic_mixture": DiscretizedLogisticMixture,
 }
 
 
@@ -128,7 +117,8 @@ RESERVED = {"x_dim": "the data"}
 
 def build_likelihood(name: str, x_dim: int, **options: Any) -> Likelihood:
     """Builds a likelihood by name (``LIKELIHOODS``) for ``x_dim`` pixels with its options
-    (``gaussian``: ``scale``, ``learn_scale``), which are checked against its signature."""
+    (``gaussian``: ``scale``, ``learn_scale``; ``discretized_logistic_mixture``:
+    ``num_mixtures``), which are checked against its signature."""
     cls = checked_lookup(
         LIKELIHOODS, name, "likelihood", options, "model.likelihood_options", reserved=RESERVED
     )

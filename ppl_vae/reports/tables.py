@@ -11,6 +11,9 @@ registry order: for every K that was evaluated,
 
 then those of any estimator registered after them. A run without an estimator gets NaN there;
 an opt-in estimator (``registry.OPT_IN``: AIS) gets columns only where some run computed it.
+Where some run's likelihood is discrete (its records carry bits per dimension, ``bounds.bits``),
+the table gains ``bpd`` (IWAE at K_max in bits/dim, with its standard error), and ``ais_bpd``
+where AIS was run too (``BPD_COLUMNS``; NaN for the other runs).
 Where a run has ``diagnostics.json`` (``ppl-vae diagnose``), the table gains its latent space:
 active units, KL and mutual information (``LATENT_COLUMNS``; NaN for runs without one).
 """
@@ -167,6 +170,25 @@ def _gap(k: int, res: RunResult) -> tuple[float, float]:
     return gap(res, k) if k in res.ks else (math.nan, math.nan)
 
 
+# estimator -> (column key, markdown header): its bits/dim at its largest K
+BPD_COLUMNS = {"iwae": ("bpd", "bits/dim"), "ais": ("ais_bpd", "bits/dim (AIS)")}
+
+
+def _bpd(name: str, res: RunResult) -> tuple[float, float]:
+    ks = res.ks_of(name)
+    r = res.estimate(name, max(ks)) if ks else None
+    return (r["bpd"], r["bpd_stderr"]) if r and "bpd" in r else (math.nan, math.nan)
+
+
+def _bpd_columns(have: Collection[str], at: str = "") -> list[_Column]:
+    """The bits/dim columns of the estimators in ``have``; ``at`` follows IWAE's header."""
+    return [
+        _Column(key, head + (at if name == "iwae" else ""), True, "", partial(_bpd, name))
+        for name, (key, head) in BPD_COLUMNS.items()
+        if name in have
+    ]
+
+
 def _columns(
     ks: Mapping[str, Sequence[int]], at: str = "", skip: Collection[str] = ()
 ) -> list[_Column]:
@@ -199,7 +221,8 @@ def comparison_table(results: Sequence[RunResult]) -> list[dict[str, Any]]:
 
     Columns: run, guide, objective, likelihood, n, k_max, elbo, elbo_se, iwae_K, iwae_K_se,
     gap_K, gap_K_se (for every K of any run), ess (mean ESS at k_max), khat_above_0.7, then the
-    columns of estimators registered after these.
+    columns of estimators registered after these, then bpd, bpd_se (and ais_bpd, ais_bpd_se)
+    where some run has bits per dimension.
     """
     if not results:
         raise InputError("comparison_table needs at least one run.")
@@ -207,7 +230,9 @@ def comparison_table(results: Sequence[RunResult]) -> list[dict[str, Any]]:
     ks = {name: sorted({k for res in results for k in res.ks_of(name)}) for name in per_k}
     # an opt-in estimator (AIS) gets columns only when some run has it
     absent = {n for n in OPT_IN if all(res.estimate(n) is None for res in results)}
-    columns = _columns(ks, skip=absent)
+    # bits/dim columns only where some run has them (a discrete likelihood)
+    bits = {r["estimator"] for res in results for r in res.estimates if "bpd" in r}
+    columns = _columns(ks, skip=absent) + _bpd_columns(bits)
     rows = []
     for res in results:
         row: dict[str, Any] = {
@@ -247,7 +272,9 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     at = f" (K={k_max.pop()})" if len(k_max) == 1 else " (K_max)"
     ks = {e.name: _ks_in(rows[0], e.name) for e in ESTIMATORS.values() if e.per_k}
     absent = {n for n in OPT_IN if n not in rows[0]}
-    columns = [c for c in _columns(ks, at, absent) if c.header is not None]
+    bits = {name for name, (key, _) in BPD_COLUMNS.items() if key in rows[0]}
+    columns = _columns(ks, at, absent) + _bpd_columns(bits, at)
+    columns = [c for c in columns if c.header is not None]
     head = ["run", "guide", "objective", "likelihood", "N"] + [c.header for c in columns]
     latent = [v for v in LATENT_COLUMNS.values() if v[0] in rows[0]]
     head += [header for _, header, _ in latent]
