@@ -91,12 +91,15 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .analysis import diagnose
+    from .bounds import evaluate, log_weights
     from .data import DATASETS, LinearGaussian, Splits, load_data
     from .guides import GUIDES, AmortizedGuide, build_guide
     from .model import LIKELIHOODS, PRIORS, VAE, build_model
     from .objectives import OBJECTIVES, build_objective
     from .runs.bdmc import bdmc_run
+    from .runs.diagnose import diagnose_run
     from .runs.evaluate import evaluate_run
+    from .runs.kinds import MODEL_KINDS
     from .runs.recipe import Recipe
     from .runs.recipe import load as load_recipe_file
     from .runs.run import load_run, train_recipe

@@ -10,7 +10,7 @@ The names below are imported when first used, so that reading a recipe
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "MODEL_KINDS": "kinds",
@@ -46,6 +46,16 @@ __all__ = [
     "train_recipe",
     "write_diagnostics",
 ]
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and the API reference
+    from .bdmc import bdmc_run
+    from .build import build_data, build_parts, build_recipe_objective, check_recipe
+    from .compare import load_result
+    from .diagnose import diagnose_run, write_diagnostics
+    from .evaluate import evaluate_run
+    from .kinds import MODEL_KINDS, ModelKind
+    from .run import Run, load_run, train_recipe
+    from .sample import sample_run
 
 
 def __getattr__(name: str) -> Any:
