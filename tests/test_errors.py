@@ -74,7 +74,13 @@ def test_empty_dataset_or_split():
     [
         ("guide.name", "diagnal", "diagonal", "diagonal"),
         ("objective.name", "elbow", "elbo", "elbo"),
-        ("model.likelihood", "bernouli", "bernoulli", "bernoulli, continuous_bernoulli, gaussian"),
+        (
+            "model.likelihood",
+            "bernouli",
+            "bernoulli",
+            "bernoulli, continuous_bernoulli, discretized_logistic, discretized_logistic_mixture, "
+            "gaussian",
+        ),
         ("data.name", "fashion-mnist", "fashion_mnist", "binarized_mnist, fashion_mnist"),
     ],
 )
