@@ -10,7 +10,7 @@ from ...data import Splits
 from ...data.labels import check_labels, semi_supervised
 from ..recipe import Recipe
 from .cvae import refuse_m2_objective
-from .labelled import label_pictures, labelled_parts
+from .labelled import LABELLED_GUIDE_PRIOR, label_pictures, labelled_parts
 from .spec import ModelKind, Parts
 
 
@@ -36,4 +36,5 @@ KIND = ModelKind(
     check=refuse_m2_objective,
     data=conditional_data,
     pictures=label_pictures,
+    no_guide_prior=LABELLED_GUIDE_PRIOR,
 )
