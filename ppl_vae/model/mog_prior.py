@@ -28,8 +28,7 @@ def check_count(value: int, key: str, what: str) -> None:
     """Raises InputError unless ``value`` is an integer >= 1; the message names ``key``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InputError(
-            f"model.prior_options.{key} must be an integer >= 1 ({what}), got {value!r}; "
-            f"set e.g. {key} = 10."
+            f"model.prior_options.{key} must be an integer >= 1 ({what}), got {value!r}."
         )
 
 

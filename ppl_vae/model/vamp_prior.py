@@ -48,7 +48,8 @@ class VampPrior(nn.Module):
         z_dim: latent size.
         x_dim: pixels of one data point (set by the model from the data).
         num_pseudo: K, at least 1.
-        init_loc, init_scale: the pseudo-inputs start at N(init_loc, init_scale^2) per pixel.
+        init_loc: the mean of the pseudo-inputs' start, N(init_loc, init_scale^2) per pixel.
+        init_scale: its standard deviation.
         pseudo_inputs: their start instead, a tensor ``[num_pseudo, x_dim]`` (Python only).
     """
 
