@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn.functional import softplus
 
+from ..core.contract import SharesGuide, has
 from ..core.errors import InputError
 from ..core.registry import lookup
 from .likelihoods import Likelihood, build_likelihood
@@ -48,6 +49,14 @@ def glorot_(net: nn.Module) -> nn.Module:
             nn.init.zeros_(m.bias)
     return net
 
+
+# Why a prior that reads the guide's encoder (vamp) cannot be the top layer's.
+TOP_PRIOR_FROM_GUIDE = (
+    "a prior that reads the guide's encoder (vamp) needs q(z_L | u) of the top layer from an "
+    "input u alone, and the bottom-up guide (ppl_vae.guides.hierarchical) gives q(z_1 | x) "
+    "and then q(z_l+1 | z_l): its q(z_L | u) is the marginal of the whole chain, with no "
+    "density in closed form. Choose 'standard', 'mog' or 'flow' for the top layer."
+)
 
 # model.options.init: how the linear layers start ("torch": PyTorch's default).
 INITS: dict[str, Callable[[nn.Module], nn.Module]] = {"torch": lambda net: net, "glorot": glorot_}
@@ -112,6 +121,8 @@ class HierarchicalVAE(VAE):
             raise InputError(
                 f"the prior is over {prior.z_dim} units but the top layer has {z_dims[-1]}."
             )
+        if has(prior, SharesGuide):
+            raise InputError(f"the hierarchical model's top prior: {TOP_PRIOR_FROM_GUIDE}")
         super().__init__(prior, decoder, likelihood, x_dim, image_shape)
         self.z_dims = tuple(z_dims)
         self.conditionals = nn.ModuleList(conditionals)
@@ -180,7 +191,7 @@ def build_hierarchical(
         start(GaussianLayer(z_dims[i + 1], z_dims[i], list(hidden[i + 1])[::-1], activation, scale))
         for i in range(len(z_dims) - 1)
     ]
-    top = build_prior(prior, z_dims[-1], **(prior_options or {}))
+    top = build_prior(prior, z_dims[-1], x_dim, **(prior_options or {}))
     model = HierarchicalVAE(top, decoder, lik, conditionals, z_dims, x_dim, image_shape)
     # the sizes a guide for it is built with (ppl_vae.runs.kinds.hierarchical)
     model.arch = {

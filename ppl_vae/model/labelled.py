@@ -170,7 +170,7 @@ def build_labelled_model(
     same parts as ``build_model``."""
     if z_dim < 1 or num_classes < 2:
         raise InputError(f"need z_dim >= 1 and num_classes >= 2, got {z_dim}, {num_classes}.")
-    p = build_prior(prior, z_dim, **(prior_options or {}))
+    p = build_prior(prior, z_dim, x_dim, **(prior_options or {}))
     lik = build_likelihood(likelihood, x_dim, **(likelihood_options or {}))
     decoder = build_decoder("mlp", z_dim + num_classes, lik, hidden, activation)
     return LabelledVAE(p, decoder, lik, x_dim, num_classes, label_prior, image_shape)

@@ -10,15 +10,19 @@ from .likelihoods import softplus_inverse
 from .vae import VAE, build_model
 
 
-def linear_vae(truth: LinearGaussian) -> VAE:
+def linear_vae(truth: LinearGaussian, *, prior: str = "standard", prior_options=None) -> VAE:
     """``truth`` as a ``VAE`` with a frozen linear decoder (W, b) and the fixed scale s, in W's
-    dtype."""
+    dtype. With another ``prior`` (``PRIORS``) the decoder is the same and the prior learned:
+    ``truth``'s p(x) and posterior are then those of the ``standard`` prior only (a ``mog``
+    prior's marginal is the mixture of N(W mu_k + b, W S_k W^T + s^2 I))."""
     model = build_model(
         truth.x_dim,
         truth.z_dim,
         likelihood="gaussian",
         likelihood_options={"scale": truth.s},
         hidden=[],
+        prior=prior,
+        prior_options=prior_options,
     )
     model = model.to(truth.W.dtype)
     with torch.no_grad():

@@ -109,7 +109,7 @@ def build_model(
     """Builds a VAE from parts named in their registries: the prior (``PRIORS``), the likelihood
     (``LIKELIHOODS``) and the decoder net (``mlp``, ``conv``), sized for that likelihood. The
     arguments come in ``build_guide``'s order: ``x_dim``, then ``z_dim``."""
-    p = build_prior(prior, z_dim, **(prior_options or {}))
+    p = build_prior(prior, z_dim, x_dim, **(prior_options or {}))
     lik = build_likelihood(likelihood, x_dim, **(likelihood_options or {}))
     decoder = build_decoder(net, z_dim, lik, hidden, activation, image_shape)
     return VAE(p, decoder, lik, x_dim, image_shape)

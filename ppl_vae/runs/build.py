@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..core.contract import SharesGuide
 from ..core.errors import RecipeError
 from ..core.options import checked_lookup
 from ..core.registry import lookup
@@ -101,6 +102,11 @@ def check_recipe(recipe: Recipe, source: str = "the recipe") -> None:
         tables = [t for t in tables if t[0] is not GUIDES]
     for registry, name, what, options, key, reserved, extra in tables:
         checked_lookup(registry, name, what, options, key, source, reserved, extra)
+    if kind.no_guide_prior and issubclass(PRIORS[m.prior], SharesGuide):
+        raise RecipeError(
+            f"{source}: model.prior = {m.prior!r} cannot be the {kind.name!r} model's prior: "
+            f"{kind.no_guide_prior}"
+        )
 
 
 def build_recipe_objective(recipe: Recipe, data: Splits | None = None):

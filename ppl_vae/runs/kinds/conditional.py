@@ -9,7 +9,7 @@ from typing import Any
 from ...data import Splits
 from ...data.labels import check_labels, semi_supervised
 from ..recipe import Recipe
-from .labelled import label_pictures, labelled_parts
+from .labelled import LABELLED_GUIDE_PRIOR, label_pictures, labelled_parts
 from .spec import ModelKind, Parts, refuse_m2_objective
 
 
@@ -35,4 +35,5 @@ KIND = ModelKind(
     check=refuse_m2_objective,
     data=conditional_data,
     pictures=label_pictures,
+    no_guide_prior=LABELLED_GUIDE_PRIOR,
 )

@@ -13,6 +13,13 @@ from ...reports.label_pictures import write_label_pictures
 from ..recipe import Recipe
 from .spec import Parts, Pictures
 
+# Why the kinds with a label take no prior that reads the guide's encoder (vamp).
+LABELLED_GUIDE_PRIOR = (
+    "a prior that reads the guide's encoder (vamp) needs q(z | u) from an input u alone, and "
+    "this model's guide is q(z | x, y): each pseudo-input would need a label too. Choose "
+    "'standard', 'mog' or 'flow'."
+)
+
 
 def z_guide(recipe: Recipe, in_dim: int):
     """The registered guide ``guide.name`` with an MLP encoder over ``in_dim`` inputs."""

@@ -15,7 +15,7 @@ from ...data import Splits
 from ...data.labels import semi_supervised
 from ...objectives.semi_supervised import check_objective
 from ..recipe import Recipe
-from .labelled import label_pictures, labelled_parts
+from .labelled import LABELLED_GUIDE_PRIOR, label_pictures, labelled_parts
 from .spec import ModelKind, Parts
 
 
@@ -61,4 +61,5 @@ KIND = ModelKind(
     data=m2_data,
     objective_options=m2_objective_options,
     pictures=label_pictures,
+    no_guide_prior=LABELLED_GUIDE_PRIOR,
 )

@@ -64,6 +64,9 @@ class ModelKind:
             the data (M2's ``labelled_scale``), which a recipe cannot set.
         pictures: ``(Pictures) -> {name: path}``, for ``ppl-vae sample``.
         takes_prior: whether ``model.prior`` applies (the CVAE's prior is its own network).
+        no_guide_prior: why a prior that reads the guide's encoder (``SharesGuide``: vamp)
+            cannot be this kind's, or "" where it can (the guide gives q(z|x) of the prior's
+            site from x alone, ``distribution(x)``).
         own_guides: True when ``check`` checks ``guide.name`` (it is not one of ``GUIDES``).
     """
 
@@ -76,6 +79,7 @@ class ModelKind:
     objective_options: Callable[[Recipe, Splits, dict[str, Any]], dict[str, Any]] | None = None
     pictures: Callable[[Pictures], dict[str, Path]] = default_pictures
     takes_prior: bool = True
+    no_guide_prior: str = ""
     own_guides: bool = False
 
     def resolve(self, recipe: Recipe, source: str = "the recipe") -> dict[str, Any]:
