@@ -15,6 +15,7 @@ import math
 import pyro
 import pytest
 import torch
+from _compare import step
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from ppl_vae import LinearGaussian, bounds, build_guide, build_model, build_objective, fit
@@ -125,21 +126,6 @@ def test_iwae_matches_bounds_at_the_same_seed(truth):
 # -- Second code path: each objective against a Pyro loss at the same seed --------------------
 
 
-def _step(loss, model, guide, x, seed):
-    """Loss value and every parameter gradient of one step at ``seed`` (after the warm-up call
-    in which Pyro guesses the plate nesting, which draws from the RNG)."""
-    pyro.set_rng_seed(0)
-    loss.loss(model, guide, x)
-    pyro.set_rng_seed(seed)
-    value = loss.loss_and_grads(model, guide, x)
-    grads = {}
-    for prefix, module in (("model", model), ("guide", guide)):
-        for name, p in module.named_parameters():
-            grads[f"{prefix}.{name}"] = p.grad.clone()
-            p.grad = None
-    return value, grads
-
-
 def _trainable(truth):
     likelihood = {"scale": 0.7, "learn_scale": "scalar"}
     model = build_model(
@@ -162,8 +148,8 @@ SAME_SEED = [
 def test_objective_against_a_second_code_path(truth, name, opts, ref, ref_opts, same):
     model, guide = _trainable(truth)
     x = truth.sample(40, torch.Generator().manual_seed(6))
-    value, grads = _step(build_objective(name, 4, **opts), model, guide, x, seed=7)
-    ref_value, ref_grads = _step(build_objective(ref, 4, **ref_opts), model, guide, x, seed=7)
+    value, grads = step(build_objective(name, 4, **opts), model, guide, x, seed=7)
+    ref_value, ref_grads = step(build_objective(ref, 4, **ref_opts), model, guide, x, seed=7)
     assert value == pytest.approx(ref_value, rel=1e-12)
     for key, g in grads.items():
         if same == "all" or key.startswith("model."):
@@ -175,8 +161,8 @@ def test_objective_against_a_second_code_path(truth, name, opts, ref, ref_opts, 
 def test_miwae_with_one_particle_per_group_is_the_elbo(truth):
     model, guide = _trainable(truth)
     x = truth.sample(40, torch.Generator().manual_seed(6))
-    value, grads = _step(build_objective("miwae", 1, M=6), model, guide, x, seed=8)
-    ref_value, ref_grads = _step(build_objective("elbo", 6), model, guide, x, seed=8)
+    value, grads = step(build_objective("miwae", 1, M=6), model, guide, x, seed=8)
+    ref_value, ref_grads = step(build_objective("elbo", 6), model, guide, x, seed=8)
     assert value == pytest.approx(ref_value, rel=1e-12)
     for key, g in grads.items():
         assert torch.allclose(g, ref_grads[key], rtol=1e-10, atol=1e-12), key
@@ -188,8 +174,8 @@ def test_miwae_with_one_particle_per_group_is_the_elbo(truth):
 def test_free_bits_at_zero_is_the_base_elbo(truth, kl, ref):
     model, guide = _trainable(truth)
     x = truth.sample(40, torch.Generator().manual_seed(6))
-    value, grads = _step(FreeBitsELBO(3, free_bits=0.0, kl=kl), model, guide, x, seed=9)
-    ref_value, ref_grads = _step(build_objective(ref, 3), model, guide, x, seed=9)
+    value, grads = step(FreeBitsELBO(3, free_bits=0.0, kl=kl), model, guide, x, seed=9)
+    ref_value, ref_grads = step(build_objective(ref, 3), model, guide, x, seed=9)
     assert value == pytest.approx(ref_value, rel=1e-12)
     for key, g in grads.items():
         assert torch.allclose(g, ref_grads[key], rtol=1e-10, atol=1e-12), key

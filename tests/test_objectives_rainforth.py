@@ -11,6 +11,7 @@ import math
 import pyro
 import pytest
 import torch
+from _compare import step as one_step
 
 from ppl_vae import LinearGaussian, build_guide, build_model, build_objective
 from ppl_vae.guides import ExactPosterior
@@ -39,21 +40,6 @@ def _trainable(truth):
     return model, guide
 
 
-def _step(loss, model, guide, x, seed):
-    """Loss value and every parameter gradient of one step at ``seed`` (after a first call, in
-    which Pyro's own losses guess the plate nesting by drawing)."""
-    pyro.set_rng_seed(0)
-    loss.loss(model, guide, x)
-    pyro.set_rng_seed(seed)
-    value = loss.loss_and_grads(model, guide, x)
-    grads = {}
-    for prefix, module in (("model", model), ("guide", guide)):
-        for name, p in module.named_parameters():
-            grads[f"{prefix}.{name}"] = p.grad.clone()
-            p.grad = None
-    return value, grads
-
-
 def _same(g, h):
     return torch.allclose(g, h, rtol=1e-10, atol=1e-12)
 
@@ -65,7 +51,7 @@ def step(truth):
     x = truth.sample(40, torch.Generator().manual_seed(6))
 
     def run(name, num_particles, seed=7, **options):
-        return _step(build_objective(name, num_particles, **options), model, guide, x, seed)
+        return one_step(build_objective(name, num_particles, **options), model, guide, x, seed)
 
     return run
 
@@ -109,9 +95,9 @@ def test_piwae_split_holds_in_float32_where_groups_trail_by_hundreds_of_nats(tru
     log_w = PIWAE(4, M=4).particles(model, guide, (x,), {}).log_w().detach()
     group_lse = torch.logsumexp(log_w.reshape(4, 4, -1), 1)
     assert (group_lse.max(0).values - group_lse.min(0).values).max() > 150
-    _, grads = _step(PIWAE(4, M=4), model, guide, x, seed=7)
-    _, iwae = _step(build_objective("iwae", 16), model, guide, x, seed=7)
-    _, miwae = _step(build_objective("miwae", 4, M=4), model, guide, x, seed=7)
+    _, grads = one_step(PIWAE(4, M=4), model, guide, x, seed=7)
+    _, iwae = one_step(build_objective("iwae", 16), model, guide, x, seed=7)
+    _, miwae = one_step(build_objective("miwae", 4, M=4), model, guide, x, seed=7)
     for key, g in grads.items():
         if key.startswith("guide."):
             assert torch.equal(g, miwae[key]), key
@@ -123,7 +109,7 @@ def test_piwae_differentiable_loss_has_the_gradients_of_loss_and_grads(truth):
     model, guide = _trainable(truth)
     x = truth.sample(40, torch.Generator().manual_seed(6))
     loss = build_objective("piwae", 2, M=3)
-    value, grads = _step(loss, model, guide, x, seed=9)
+    value, grads = one_step(loss, model, guide, x, seed=9)
     pyro.set_rng_seed(9)
     dl = loss.differentiable_loss(model, guide, x)
     assert dl.item() == pytest.approx(value, rel=1e-12)

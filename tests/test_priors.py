@@ -18,6 +18,7 @@ import math
 import pyro
 import pytest
 import torch
+from _compare import assert_same
 from pyro.distributions import Categorical, MixtureSameFamily, MultivariateNormal, Normal
 from pyro.nn import PyroModule
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -159,7 +160,7 @@ def test_bounds_are_ordered_and_iwae_reaches_log_p(name):
             w = torch.exp(big - big.max(0).values)
             se = w.std(0) / (math.sqrt(2000) * w.mean(0))  # delta method, per point
             iwae_2000 = big.logsumexp(0) - math.log(2000)
-            assert ((iwae_2000 - log_p).abs() < Z * se + 1e-3).all(), what
+            assert ((iwae_2000 - log_p).abs() < Z * se).all(), what
             assert (iwae_2000 - log_p).mean().abs() < Z * se.pow(2).sum().sqrt() / len(x)
 
 
@@ -365,8 +366,6 @@ def test_bounds_ais_sample_and_diagnose_take_the_prior(name):
     assert (b.iwae[:, 1] >= b.elbo - 1e-6).all()
     res = ais(model, None, x[:3], num_steps=20, num_chains=8, start="prior")
     assert torch.isfinite(res.log_p).all() and (res.acceptance > 0).all()
-    # an AIS estimate and IWAE_20 of the same p(x): a few nats apart at most on these toys
-    assert (res.log_p - b.iwae[:3, 1]).abs().max() < 2
     samples = model.sample(7)
     assert samples.shape == (7, 12) and ((samples >= 0) & (samples <= 1)).all()
     sim_x, sim_z = simulate(model, 5)
@@ -408,22 +407,6 @@ def test_the_hierarchical_model_refuses_vamp():
 # --- checkpoints ---------------------------------------------------------------------------------
 
 
-def _same(a, b, path="checkpoint"):
-    if isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and torch.equal(a, b), path
-    elif isinstance(a, dict):
-        keys = set(a) - {"seconds"}
-        assert keys == set(b) - {"seconds"}, path
-        for k in keys:
-            _same(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), path
-        for i, (u, v) in enumerate(zip(a, b, strict=True)):
-            _same(u, v, f"{path}[{i}]")
-    else:
-        assert a == b, path
-
-
 def _data():
     gray = torch.rand(50, 12, generator=torch.Generator().manual_seed(0))
     fixed = torch.bernoulli(gray[30:], generator=torch.Generator().manual_seed(1))
@@ -445,9 +428,9 @@ def test_two_epochs_equal_one_and_a_resumed_one(name, tmp_path):
     resumed, model = _train(name, tmp_path / "b", epochs=2, resume=True)
     a, b = (load_checkpoint(tmp_path / d / CHECKPOINT) for d in "ab")
     assert any(k.startswith("prior.") for k in a["model"])
-    _same(a["model"], b["model"])
-    _same(a["guide"], b["guide"])
-    _same(a["optim"], b["optim"])
+    assert_same(a["model"], b["model"])
+    assert_same(a["guide"], b["guide"])
+    assert_same(a["optim"], b["optim"])
     rows = [
         [{k: v for k, v in r.items() if k != "seconds"} for r in h.history]
         for h in (one_go, resumed)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _compare import assert_same
 from pyro.infer import ELBO, Trace_ELBO
 
 from ppl_vae import build_guide, build_model, fit, storage
@@ -61,25 +62,6 @@ def _train(run_dir, loss=None, **kw):
     return result, model, guide
 
 
-def _assert_same(a, b, path="checkpoint"):
-    """Recursive bit-for-bit equality; wall-clock ``seconds`` are the only values allowed to
-    differ."""
-    assert type(a) is type(b), path
-    if isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and torch.equal(a, b), path
-    elif isinstance(a, dict):
-        keys = set(a) - {"seconds"}
-        assert keys == set(b) - {"seconds"}, path
-        for k in keys:
-            _assert_same(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), path
-        for i, (u, v) in enumerate(zip(a, b, strict=True)):
-            _assert_same(u, v, f"{path}[{i}]")
-    else:
-        assert a == b, path
-
-
 def _rows(result):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in result.history]
 
@@ -91,7 +73,7 @@ def test_n_steps_resume_n_more_equals_2n_steps(tmp_path, n):
     assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["position"]["step"] == n
     resumed, *_ = _train(tmp_path / "b", max_steps=2 * n, resume=True)
     # Parameters, Adam's moments, every RNG, the position in the epoch and the metrics history.
-    _assert_same(
+    assert_same(
         load_checkpoint(tmp_path / "a" / CHECKPOINT), load_checkpoint(tmp_path / "b" / CHECKPOINT)
     )
     assert _rows(resumed) == _rows(one_go)
@@ -120,7 +102,7 @@ def test_resume_is_exact_with_a_wrapped_vectorized_loss(tmp_path):
     one_go, *_ = _train(tmp_path / "a", loss=Wrapped(), max_steps=8)
     _train(tmp_path / "b", loss=Wrapped(), max_steps=4)
     resumed, *_ = _train(tmp_path / "b", loss=Wrapped(), max_steps=8, resume=True)
-    _assert_same(
+    assert_same(
         load_checkpoint(tmp_path / "a" / CHECKPOINT), load_checkpoint(tmp_path / "b" / CHECKPOINT)
     )
     assert _rows(resumed) == _rows(one_go)
@@ -156,7 +138,7 @@ def test_checkpoints_of_the_previous_layout_resume_exactly(tmp_path):
     save_checkpoint(tmp_path / "b" / CHECKPOINT, {**old, "step": position["step"]})
     resumed, *_ = _train(tmp_path / "b", max_steps=8, resume=True)
     assert _rows(resumed) == _rows(one_go) and resumed.test_elbo == one_go.test_elbo
-    _assert_same(
+    assert_same(
         load_checkpoint(tmp_path / "a" / CHECKPOINT), load_checkpoint(tmp_path / "b" / CHECKPOINT)
     )
 
@@ -262,7 +244,7 @@ def test_ctrl_c_saves_the_last_whole_step_and_resumes_exactly(tmp_path):
     assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["position"]["step"] == 5
     resumed, *_ = _train(tmp_path / "b", epochs=3, resume=True)
     one_go, *_ = _train(tmp_path / "a", epochs=3)
-    _assert_same(
+    assert_same(
         load_checkpoint(tmp_path / "a" / CHECKPOINT), load_checkpoint(tmp_path / "b" / CHECKPOINT)
     )
     assert _rows(resumed) == _rows(one_go)
@@ -510,7 +492,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_run(tmp_path, uninterrupted
     _finish(child, -signal.SIGKILL)
     assert load_checkpoint(tmp_path / CHECKPOINT)["position"]["step"] == 5
     _finish(_cli(["train", "--resume", str(tmp_path), "--no-progress"]))
-    _assert_same(uninterrupted, load_checkpoint(tmp_path / CHECKPOINT))
+    assert_same(uninterrupted, load_checkpoint(tmp_path / CHECKPOINT))
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -523,4 +505,4 @@ def test_ctrl_c_in_the_cli_exits_130_and_resumes_exactly(tmp_path, uninterrupted
     ), err
     assert load_checkpoint(tmp_path / CHECKPOINT)["position"]["step"] == 7
     _finish(_cli(["train", "--resume", str(tmp_path), "--no-progress"]))
-    _assert_same(uninterrupted, load_checkpoint(tmp_path / CHECKPOINT))
+    assert_same(uninterrupted, load_checkpoint(tmp_path / CHECKPOINT))

@@ -40,5 +40,5 @@ def with_bpd(record: dict, dims: int | None) -> dict:
     ``dims`` is set; unchanged (the same keys, in the same order) when it is None."""
     if dims is None:
         return record
-    scale = dims * LN2
-    return {**record, "bpd": -record["mean"] / scale, "bpd_stderr": record["stderr"] / scale}
+    bpd = bits_per_dim(record["mean"], dims)
+    return {**record, "bpd": bpd, "bpd_stderr": record["stderr"] / (dims * LN2)}
