@@ -42,6 +42,7 @@ from ppl_vae import (
 from ppl_vae import fit as fit_vae
 from ppl_vae.cli import main
 from ppl_vae.guides import FlowGuide
+from ppl_vae.model import linear_vae
 from ppl_vae.objectives import ObjectiveError
 from ppl_vae.storage import load_checkpoint, save_checkpoint
 
@@ -283,22 +284,6 @@ def linear_gaussian():
     return truth, truth.sample(1000, g), truth.sample(500, g)
 
 
-def _frozen_model(truth):
-    model = build_model(
-        truth.x_dim,
-        truth.z_dim,
-        likelihood="gaussian",
-        likelihood_options={"scale": truth.s},
-        hidden=[],
-    )
-    model = model.to(DTYPE)
-    with torch.no_grad():
-        model.decoder[0].weight.copy_(truth.W)
-        model.decoder[0].bias.copy_(truth.b)
-    model.decoder.requires_grad_(False).train(False)
-    return model
-
-
 def test_every_guide_has_a_linear_gaussian_setting():
     assert set(LINEAR_GAUSSIAN) == set(GUIDES)
 
@@ -315,7 +300,7 @@ MEASURED = {"sylvester", "planar", "nsf"}
 def test_elbo_gap_on_a_correlated_posterior(name, linear_gaussian):
     truth, train, test = linear_gaussian
     options, stages = LINEAR_GAUSSIAN[name]
-    model = _frozen_model(truth)
+    model = linear_vae(truth)  # the truth's decoder and scale, frozen
     torch.manual_seed(0)
     guide = build_guide(name, truth.x_dim, truth.z_dim, hidden=[], **options).to(DTYPE)
     loss = build_objective("elbo", num_particles=8)
