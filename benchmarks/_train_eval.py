@@ -103,3 +103,39 @@ def train_and_evaluate(recipe: Path, out: Path, sets: list[str], a) -> Trained:
     estimates = json.loads(stdout)["estimates"]
     commands = [" ".join(train), " ".join(evaluate)]
     return Trained(summary, estimates, train_seconds, eval_seconds, commands)
+
+
+def paired_scores(run: Path, baseline: Path, column: str = "log_p") -> tuple[float, float]:
+    """Mean and standard error over data points of ``column`` in ``run``'s scores.csv minus the
+    same in ``baseline``'s (both scored on the same points, ``evaluate --per-datapoint``)."""
+    import torch
+
+    from ppl_vae.bounds.estimators import mean_and_stderr
+    from ppl_vae.reports.anomaly import read_scores
+
+    a, b = (read_scores(Path(r) / "scores.csv", column) for r in (run, baseline))
+    if len(a) != len(b):
+        raise ValueError(f"{run} and {baseline} scored different numbers of points")
+    return mean_and_stderr(torch.as_tensor(a - b))
+
+
+def train_or_resume(recipe: Path, overrides: list[str], out: Path, data_dir=None) -> float:
+    """Trains ``recipe`` with ``overrides`` into ``out`` in this process, resuming from its
+    checkpoint if a run stopped there, and doing nothing if it finished (has summary.json);
+    returns the seconds spent."""
+    from ppl_vae.layout import CHECKPOINT, SUMMARY
+    from ppl_vae.runs.recipe import load
+    from ppl_vae.runs.run import train_recipe
+
+    t0 = time.perf_counter()
+    if not (out / SUMMARY).is_file():
+        resume = (out / CHECKPOINT).is_file()
+        train_recipe(
+            load(recipe, overrides),
+            out,
+            data_dir=data_dir,
+            overwrite=not resume,
+            resume=resume,
+            progress=False,
+        )
+    return time.perf_counter() - t0

@@ -6,7 +6,8 @@ binarized MNIST, Adam 1e-3, batch 128) for the same number of epochs in every ce
 - latent size z_dim: 2, 10, 20, 50, 100;
 - objective: ``elbo`` (the plain ELBO), ``warmup`` (KL warm-up over the first half of the
   epochs), ``free_bits`` (FREE_BITS nats per latent unit) and ``beta`` (beta = BETA > 1, a
-  deliberately collapsing setting),
+  deliberately collapsing setting), ``vamp`` and ``mog`` (the plain ELBO with a VampPrior or a
+  mixture-of-Gaussians prior of K = 500 components instead of N(0, I)),
 
 then, per run, scores ELBO and IWAE_K on the first ``--eval-subset`` test images
 (``evaluate_run``) and diagnoses the latent space on the first ``--diagnose-subset`` test
@@ -31,7 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _train_eval import REPO, paired_scores, train_or_resume
+
 RECIPE = REPO / "models" / "mnist_bernoulli_mlp.toml"
 Z_DIMS = (2, 10, 20, 50, 100)
 FREE_BITS = 0.2  # nats per latent unit
@@ -45,16 +47,16 @@ def objectives(epochs: int) -> dict[str, list[str]]:
         "warmup": [f"objective.options.kl_warmup_epochs={max(1, epochs // 2)}"],
         "free_bits": [f"objective.options.free_bits={FREE_BITS}"],
         "beta": [f"objective.options.kl_weight={BETA}"],
+        # learned priors (docs/priors.md), K = 500 components as in Tomczak & Welling
+        "vamp": ['model.prior="vamp"', "model.prior_options={num_pseudo=500}"],
+        "mog": ['model.prior="mog"', "model.prior_options={num_components=500}"],
     }
 
 
 def run_cell(name: str, z_dim: int, sets: list[str], a: argparse.Namespace) -> dict:
     """Trains (or resumes) one cell, evaluates and diagnoses it; returns and writes its figures."""
-    from ppl_vae.layout import CHECKPOINT, SUMMARY
     from ppl_vae.runs.diagnose import diagnose_run
     from ppl_vae.runs.evaluate import evaluate_run
-    from ppl_vae.runs.recipe import load
-    from ppl_vae.runs.run import train_recipe
 
     out = Path(a.out) / f"{name}_z{z_dim}"
     overrides = [
@@ -66,14 +68,11 @@ def run_cell(name: str, z_dim: int, sets: list[str], a: argparse.Namespace) -> d
         *sets,
     ]
     t0 = time.perf_counter()
-    if not (out / SUMMARY).is_file():
-        resume = (out / CHECKPOINT).is_file()
-        recipe = load(RECIPE, overrides)
-        train_recipe(
-            recipe, out, data_dir=a.data_dir, overwrite=not resume, resume=resume, progress=False
-        )
+    train_or_resume(RECIPE, overrides, out, a.data_dir)
     t1 = time.perf_counter()
-    ev = evaluate_run(out, [1, a.k], subset=a.eval_subset, khat=False, data_dir=a.data_dir)
+    ev = evaluate_run(
+        out, [1, a.k], subset=a.eval_subset, khat=False, per_datapoint=True, data_dir=a.data_dir
+    )
     t2 = time.perf_counter()
     diag = diagnose_run(out, subset=a.diagnose_subset, pictures=False, data_dir=a.data_dir)
     t3 = time.perf_counter()
@@ -108,8 +107,10 @@ def informative_units(run: Path) -> int | None:
     path = run / "diagnostics.json"
     if not path.is_file():
         return None
-    sites = json.loads(path.read_text())["sites"].values()
-    return sum(k > KL_UNIT for s in sites for k in (s["kl_per_unit"] or []))
+    sites = list(json.loads(path.read_text())["sites"].values())
+    if any(s["kl_per_unit"] is None for s in sites):
+        return None  # a learned prior: no KL per unit (docs/priors.md)
+    return sum(k > KL_UNIT for s in sites for k in s["kl_per_unit"])
 
 
 def table(cells: list[dict]) -> str:
@@ -132,6 +133,29 @@ def table(cells: list[dict]) -> str:
             f"{mi} | {mk} | {c['elbo']:.2f} ± {c['elbo_se']:.2f} | {c['iwae']:.2f} ± "
             f"{c['iwae_se']:.2f} | {nmi} | {c['seconds']['train']:.0f} |"
         )
+    return "\n".join(rows)
+
+
+def paired_table(cells: list[dict], out: Path) -> str:
+    """IWAE_K of each countermeasure minus the plain ELBO's at the same latent size, paired
+    over the same test images (from the cells' scores.csv), mean ± standard error."""
+    names = [n for n in dict.fromkeys(c["objective"] for c in cells) if n != "elbo"]
+    zs = sorted({c["z_dim"] for c in cells})
+    have = {(c["objective"], c["z_dim"]) for c in cells}
+    rows = ["| z_dim | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
+    for z in zs:
+        base = out / f"elbo_z{z}"
+        if ("elbo", z) not in have or not (base / "scores.csv").is_file():
+            continue
+        row = []
+        for n in names:
+            run = out / f"{n}_z{z}"
+            if (n, z) in have and (run / "scores.csv").is_file():
+                d, se = paired_scores(run, base)
+                row.append(f"{d:+.2f} ± {se:.2f}")
+            else:
+                row.append("-")
+        rows.append(f"| {z} | " + " | ".join(row) + " |")
     return "\n".join(rows)
 
 
@@ -175,20 +199,12 @@ def figure(cells: list[dict], path: Path) -> None:
 def watch(z_dim: int, name: str, a: argparse.Namespace) -> list[dict]:
     """Trains (or resumes) one run with ``train.log_latent = true`` and returns its metrics rows:
     the active units and the KL after every epoch."""
-    from ppl_vae.layout import CHECKPOINT, SUMMARY
     from ppl_vae.reports.tables import read_metrics
-    from ppl_vae.runs.recipe import load
-    from ppl_vae.runs.run import train_recipe
 
     out = Path(a.out) / f"{name}_z{z_dim}_watch"
     sets = [*objectives(a.epochs)[name], f"model.z_dim={z_dim}", f"train.epochs={a.epochs}"]
     sets += [f"data.subset={a.subset}", f"train.seed={a.seed}", "train.log_latent=true"]
-    if not (out / SUMMARY).is_file():
-        resume = (out / CHECKPOINT).is_file()
-        recipe = load(RECIPE, [f"name={out.name}", *sets])
-        train_recipe(
-            recipe, out, data_dir=a.data_dir, overwrite=not resume, resume=resume, progress=False
-        )
+    train_or_resume(RECIPE, [f"name={out.name}", *sets], out, a.data_dir)
     return read_metrics(out)
 
 
@@ -262,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     if not cells:
         sys.exit("no finished cell to report")
     cells.sort(key=lambda c: (names.index(c["objective"]), c["z_dim"]))
-    md = table(cells)
+    md = table(cells) + "\n\nIWAE_K minus the plain ELBO's, paired:\n\n"
+    md += paired_table(cells, Path(a.out))
     Path(a.out).mkdir(parents=True, exist_ok=True)
     (Path(a.out) / "collapse.md").write_text(md + "\n")
     print(md)
