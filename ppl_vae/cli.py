@@ -193,6 +193,12 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         "gradients per chain and image)",
     )
     p.add_argument("--ais-chains", type=int, default=16, help="AIS chains per image (default: 16)")
+    p.add_argument(
+        "--while-training",
+        action="store_true",
+        help="score the checkpoint of a run that is still training, as of now; the results go "
+        "into RUN/eval_step<S> (S: the step scored), not beside the run's final ones",
+    )
 
 
 def _ais_options(a: argparse.Namespace, show: bool) -> dict | None:
@@ -232,6 +238,7 @@ def _evaluate(a: argparse.Namespace) -> int:
         progress=not a.no_progress,
         world=world,
         options=_ais_options(a, not a.no_progress and world.is_main),
+        while_training=a.while_training,
     )
     if not world.is_main:
         return 0
@@ -258,6 +265,9 @@ def _compare(a: argparse.Namespace) -> int:
     from .runs.compare import load_result
 
     results = [load_result(r) for r in a.runs]
+    for r in results:  # marked in the table too; said here, where it is seen at once
+        if r.current is not True:
+            print(f"ppl-vae compare: warning: {r.name}: {r.note}", file=sys.stderr)
     paths = {**write_comparison(results, a.out), **write_figures(results, a.out)}
     print(paths["markdown"].read_text(), end="")
     print(json.dumps({k: str(v) for k, v in paths.items()}))
@@ -443,6 +453,19 @@ def _diagnose(a: argparse.Namespace) -> int:
     return 0
 
 
+def _info_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="a run dir written by ppl-vae train")
+    p.add_argument("--json", action="store_true", help="print the whole record as JSON")
+
+
+def _info(a: argparse.Namespace) -> int:
+    from .runs.info import format_info, run_info
+
+    doc = run_info(a.run)
+    print(json.dumps(doc, indent=2) if a.json else format_info(doc))
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "train": (_train_args, _train, "train a recipe (models/*.toml) into a run dir"),
     "evaluate": (_evaluate_args, _evaluate, "bound log p(x) of a run: ELBO, IWAE_K, ESS, k-hat"),
@@ -450,6 +473,7 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "sample": (_sample_args, _sample, "pictures of a run: samples, reconstructions, latents"),
     "bdmc": (_bdmc_args, _bdmc, "BDMC sandwich of log p(x) on data simulated from a run's model"),
     "diagnose": (_diagnose_args, _diagnose, "the latent space of a run: active units, KL, MI"),
+    "info": (_info_args, _info, "what a run is, its state, its checkpoint and its results"),
 }
 
 

@@ -11,7 +11,9 @@ A run dir ``runs/<name>/`` holds
 - ``pictures/``: samples, reconstructions, interpolations, latent codes, training curves;
   ``ppl-vae diagnose`` adds traversals, clusters and the KL per unit;
 - ``diagnostics.json``: what ``ppl-vae diagnose`` measured in the latent space;
-- ``bdmc.json`` and ``bdmc.png``: ``ppl-vae bdmc``'s sandwich on data simulated from the model.
+- ``bdmc.json`` and ``bdmc.png``: ``ppl-vae bdmc``'s sandwich on data simulated from the model;
+- ``training.lock`` while a process trains it, and ``state.json``: how its last training ended
+  (``ppl_vae.provenance``); ``eval_step<S>/``: an evaluation of step S made while it trained.
 
 ``ppl-vae compare`` writes ``compare.md`` and ``compare.csv`` (and figures) into its own folder.
 """
@@ -37,13 +39,17 @@ CLUSTERS_PNG = "clusters.png"
 KL_UNITS_PNG = "kl_units.png"
 BDMC_JSON = "bdmc.json"  # ppl-vae bdmc: forward/reverse AIS on simulated data (runs.bdmc)
 BDMC_PNG = "bdmc.png"
+LOCK = "training.lock"  # held by the training process (provenance.TrainingLock)
+STATE = "state.json"  # how the last training ended: finished, interrupted or failed
 
 
-def eval_dir(run_dir: str | Path, dataset: str | None = None) -> Path:
+def eval_dir(run_dir: str | Path, dataset: str | None = None, step: int | None = None) -> Path:
     """Where the evaluation of ``run_dir`` goes: the run dir itself, or ``eval_<dataset>/`` in
-    it for another dataset scored by the run's model."""
+    it for another dataset scored by the run's model; ``eval_step<S>/`` (``eval_<dataset>_step<S>``)
+    for the checkpoint of step S of a run that was still training."""
     run_dir = Path(run_dir)
-    return run_dir / f"eval_{dataset}" if dataset else run_dir
+    name = "_".join(["eval", *([dataset] if dataset else []), *([f"step{step}"] if step else [])])
+    return run_dir / name if name != "eval" else run_dir
 
 
 def pictures_dir(run_dir: str | Path) -> Path:

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ppl_vae"
 
 # bottom first; a folder may import its own layer and those below it
 LAYERS = [
-    {"core", "distributed", "storage", "layout", "_malloc"},
+    {"core", "distributed", "storage", "layout", "provenance", "_malloc"},
     {"data"},
     {"model"},
     {"guides"},

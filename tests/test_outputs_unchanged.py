@@ -3,7 +3,11 @@ dir written then still loads.
 
 ``golden/outputs_0.1.json`` holds the digests (``golden/digest.py``) that the code of commit
 8e0c285, before the change, printed for the same commands; ``golden/old_run`` is the linear-
-Gaussian run dir (recipe and checkpoint) it wrote."""
+Gaussian run dir (recipe and checkpoint) it wrote. Training's floating-point results differ
+between CPU kernel families (the same code gives other bits on a machine with AVX-512 FP16 than on
+the one the first file came from), so each ``golden/outputs_0.1*.json`` holds what that code
+printed on one machine (``outputs_0.1_avx512.json``: a Xeon with AVX-512 FP16, from a worktree
+of 8e0c285), and the outputs must equal one of them in full."""
 
 from __future__ import annotations
 
@@ -12,16 +16,19 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 sys.path.insert(0, str(GOLDEN))
 from digest import digest_run  # noqa: E402
 
-EXPECTED = json.loads((GOLDEN / "outputs_0.1.json").read_text())
+EXPECTED = [json.loads(p.read_text()) for p in sorted(GOLDEN.glob("outputs_0.1*.json"))]
 
 
 def _compare(name: str, out: Path) -> None:
-    found, want = digest_run(name, out), EXPECTED[name]
+    found = digest_run(name, out)
+    # the recorded machine whose digests differ from these in the fewest entries
+    want = min((e[name] for e in EXPECTED), key=lambda w: sum(found.get(k) != w[k] for k in w))
     assert sorted(found) == sorted(want)  # the same files, arrays and checkpoint tensors
     assert [k for k in want if found[k] != want[k]] == []
 
@@ -51,4 +58,8 @@ def test_a_run_dir_written_before_the_change_loads(tmp_path):
     new = evaluate_run(run_dir, [1, 5], subset=40, out=tmp_path / "again")["estimates"]
     want = {(e["estimator"], e["k"]): e["mean"] for e in old}
     got = {(e["estimator"], e["k"]): e["mean"] for e in new}
-    assert got == want
+    assert sorted(got) == sorted(want)
+    # bit for bit on the machine that wrote it; on another CPU kernel family the float32 sums
+    # round differently: within 16 float32 ulps of the mean's size (measured: 1.6e-7 relative)
+    rounding = 16 * torch.finfo(torch.float32).eps
+    assert all(abs(got[k] - want[k]) <= rounding * abs(want[k]) for k in want)

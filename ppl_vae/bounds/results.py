@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import tempfile
 import warnings
@@ -34,7 +35,8 @@ def to_inference_data(bounds: Bounds, labels: torch.Tensor | None = None, attrs:
     if labels is not None:
         data["label"] = ("datapoint", labels[: bounds.n].cpu().numpy())
     coords = {"datapoint": np.arange(bounds.n), "k": np.asarray(bounds.ks)}
-    ds = xr.Dataset(data, coords=coords, attrs={k: str(v) for k, v in (attrs or {}).items()})
+    attrs = {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in (attrs or {}).items()}
+    ds = xr.Dataset(data, coords=coords, attrs=attrs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "bounds" is our own group, outside arviz's scheme
         return az.InferenceData(**{GROUP: ds})
@@ -82,10 +84,17 @@ def format_table(estimates: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_scores(path: str | Path, bounds: Bounds, labels: torch.Tensor | None = None) -> Path:
+def write_scores(
+    path: str | Path,
+    bounds: Bounds,
+    labels: torch.Tensor | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> Path:
     """Writes one row per data point: ``datapoint``, ``label`` (when known), ``log_p`` (IWAE at
     the largest K, the best estimate of log p(x)), then the columns of every estimator with
-    ``scores`` in registry order (``elbo``, ``iwae_K`` for every K, ...)."""
+    ``scores`` in registry order (``elbo``, ``iwae_K`` for every K, ...). A ``provenance``
+    record goes first, as one comment line ``# provenance: {...}`` (JSON): read the file with
+    ``pandas.read_csv(path, comment="#")`` or ``ppl_vae.reports.anomaly.read_scores``."""
     path = Path(path)
     columns: dict[str, torch.Tensor] = {}
     if "iwae" in bounds.values:
@@ -97,6 +106,8 @@ def write_scores(path: str | Path, bounds: Bounds, labels: torch.Tensor | None =
     head = ["datapoint"] + (["label"] if labels is not None else []) + list(columns)
     table = torch.stack([c.double() for c in columns.values()], 1).tolist()
     buf = io.StringIO()
+    if provenance is not None:
+        buf.write(f"# provenance: {json.dumps(provenance, sort_keys=True)}\n")
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(head)
     for i, values in enumerate(table):

@@ -26,8 +26,8 @@ from ..core.errors import InputError
 
 def read_scores(path: str | Path, column: str = "log_p") -> np.ndarray:
     """One column of a scores CSV (default: ``log_p``) as float64."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    with open(path, newline="") as f:  # past the comment lines (provenance) at the top
+        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
     if rows and column not in rows[0]:
         raise InputError(f"{path} has no column {column!r}; it has {', '.join(rows[0])}.")
     return np.array([float(r[column]) for r in rows], dtype=np.float64)

@@ -57,6 +57,10 @@ class RunResult:
     per_datapoint: Any = None  # xarray.Dataset
     metrics: list[dict] = field(default_factory=list)
     latent: dict | None = None  # diagnostics.json, where ppl-vae diagnose wrote one
+    # whether eval.json scored the run's checkpoint as it is now (None: cannot be told), and
+    # for a stale or unverified one what happened and the command that refreshes it
+    current: bool | None = True
+    note: str = ""
 
     @property
     def label(self) -> str:
@@ -222,7 +226,9 @@ def comparison_table(results: Sequence[RunResult]) -> list[dict[str, Any]]:
     Columns: run, guide, objective, likelihood, n, k_max, elbo, elbo_se, iwae_K, iwae_K_se,
     gap_K, gap_K_se (for every K of any run), ess (mean ESS at k_max), khat_above_0.7, then the
     columns of estimators registered after these, then bpd, bpd_se (and ais_bpd, ais_bpd_se)
-    where some run has bits per dimension.
+    where some run has bits per dimension, the latent columns where some run has them, and
+    last ``current`` (whether the evaluation scored the run's checkpoint as it is now; None
+    where it cannot be told) and ``note`` (why not, and the command that refreshes it).
     """
     if not results:
         raise InputError("comparison_table needs at least one run.")
@@ -249,6 +255,7 @@ def comparison_table(results: Sequence[RunResult]) -> list[dict[str, Any]]:
                 row[f"{c.key}_se"] = se
         if any(r.latent for r in results):
             row.update(_latent(res))
+        row["current"], row["note"] = res.current, res.note
         rows.append(row)
     return rows
 
@@ -266,6 +273,10 @@ def _ks_in(row: Mapping[str, Any], name: str) -> list[int]:
     return [int(t) for t in tails if t.isdigit()]
 
 
+# RunResult.current -> the mark after the run's name in the markdown table
+STALE_MARKS = {False: " (stale)", None: " (unverified)"}
+
+
 def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """A markdown table: mean ± standard error in one cell, K_max in the ELBO and ESS headers."""
     k_max = {r["k_max"] for r in rows}
@@ -279,14 +290,20 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     latent = [v for v in LATENT_COLUMNS.values() if v[0] in rows[0]]
     head += [header for _, header, _ in latent]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 4 + "---:|" * (len(head) - 4)]
+    notes = []
     for r in rows:
-        cells = [r["run"], r["guide"], r["objective"], r["likelihood"], str(r["n"])]
+        mark = STALE_MARKS.get(r.get("current", True), "")
+        if mark:
+            notes.append(f"- {r['run']}{mark}: {r['note']}")
+        cells = [r["run"] + mark, r["guide"], r["objective"], r["likelihood"], str(r["n"])]
         for c in columns:
             mean = r.get(c.key, math.nan)
             plain = "" if math.isnan(mean) else c.fmt.format(mean)
             cells.append(_pm(r, c.key) if c.with_se else plain)
         cells += ["" if math.isnan(r[k]) else fmt.format(r[k]) for k, _, fmt in latent]
         lines.append("| " + " | ".join(cells) + " |")
+    if notes:  # stale rows are marked and explained, never silently mixed in
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"
 
 

@@ -23,8 +23,9 @@ from ..bounds.simulate import simulate
 from ..core.rng import derive_seed, forked_rng
 from ..distributed import SINGLE, World, all_gather
 from ..layout import BDMC_JSON, BDMC_PNG
+from ..provenance import record, utc_now
 from ..storage import write_json
-from .run import load_run
+from .state import load_scored
 
 
 def _mean_se(v: torch.Tensor) -> tuple[float, float]:
@@ -54,7 +55,8 @@ def bdmc_run(
     check_counts(n=n, batch_size=batch_size)
     steps = sorted({int(t) for t in steps})
     check_counts(**{f"steps[{i}]": t for i, t in enumerate(steps)})
-    run = load_run(run_dir, data_dir, device, world)
+    started = utc_now()
+    run, scored, _ = load_scored(run_dir, data_dir, device, world, what="bdmc")
     with forked_rng(run.device, derive_seed(seed, 0)):
         x, z = simulate(run.model, n)
     settings = dict(
@@ -108,6 +110,9 @@ def bdmc_run(
         "processes": world.size,
         **settings,
         "results": records,
+        "provenance": record(
+            run.path, started=started, seed=seed, device=run.device, checkpoint=scored
+        ),
     }
     if world.is_main:
         folder = Path(out) if out is not None else run.path

@@ -13,9 +13,10 @@ import torch
 from ..analysis.diagnose import diagnose_parts
 from ..analysis.units import NUM_SAMPLES, THRESHOLD
 from ..layout import DIAGNOSTICS, pictures_dir
+from ..provenance import record, utc_now
 from ..reports.latent_pictures import write_diagnostic_pictures
 from ..storage import write_json
-from .run import load_run
+from .state import load_scored
 
 
 def write_diagnostics(
@@ -62,7 +63,8 @@ def diagnose_run(
     """Diagnoses a trained run on its ``split`` (the first ``subset`` points if > 0) and writes
     ``diagnostics.json`` into the folder ``out`` (default: the run dir) and, for image data, the
     pictures into ``out/pictures``. Returns the document (with ``pictures``: name -> path)."""
-    run = load_run(run_dir, data_dir, device)
+    started = utc_now()
+    run, scored, _ = load_scored(run_dir, data_dir, device, what="diagnose")
     x = run.data.split(split)[: subset or None]
     labels = run.data.labels.get(split)
     labels = None if labels is None else labels[: len(x)]
@@ -72,5 +74,8 @@ def diagnose_run(
         run.model, run.guide, x, labels, THRESHOLD, num_samples, 1000, seed
     )
     doc.update(run=str(run_dir), split=split)
+    doc["provenance"] = record(
+        run.path, started=started, seed=seed, device=run.device, checkpoint=scored
+    )
     _write(run.model, run.guide, x, doc, extras, Path(out or run_dir), pictures)
     return doc

@@ -13,7 +13,8 @@ from ..bounds import DEFAULT_KS, auto_chunk, evaluate, write_results, write_scor
 from ..data import load_data
 from ..distributed import SINGLE, World
 from ..layout import SCORES_CSV, eval_dir
-from .run import load_run
+from ..provenance import record, utc_now
+from .state import load_scored
 
 
 def evaluate_run(
@@ -34,6 +35,7 @@ def evaluate_run(
     progress: bool = False,
     world: World = SINGLE,
     options: dict[str, dict[str, Any]] | None = None,
+    while_training: bool = False,
 ) -> dict[str, Any]:
     """Evaluates the run in ``run_dir`` on its ``split`` (or on another ``dataset``, with the
     run's binarization) and writes ``eval.json`` and ``eval.nc`` (and ``scores.csv`` with
@@ -41,8 +43,16 @@ def evaluate_run(
     into ``out``. Returns what ``eval.json`` holds (on every rank under torchrun; only rank 0
     writes). See ``ppl_vae.bounds.evaluate`` for ``ks``, ``chunk_size``, ``seed``, ``khat`` and
     ``options`` (e.g. ``{"ais": {"num_steps": 1000, "num_chains": 16}}`` adds AIS).
+
+    A run that is still training is refused (RunDirError, with its progress) unless
+    ``while_training``: then its checkpoint as of now is scored, and the results go into
+    ``eval_step<S>/`` (S: the step scored) unless ``out`` is given. Every file written carries
+    the provenance of the checkpoint scored (``ppl_vae.provenance``).
     """
-    run = load_run(run_dir, data_dir, device, world)
+    started = utc_now()
+    run, scored, training = load_scored(
+        run_dir, data_dir, device, world, while_training=while_training
+    )
     data = run.data
     if dataset:
         data = load_data(dataset, data_dir, run.recipe.data.binarize).to(run.device)
@@ -76,15 +86,19 @@ def evaluate_run(
         "processes": world.size,
         "seconds": time.perf_counter() - t0,
     }
+    meta["provenance"] = record(
+        run.path, started=started, seed=seed, device=run.device, checkpoint=scored
+    )
     if options:  # the settings, not whether a bar was shown
         meta["options"] = {
             k: {o: v for o, v in d.items() if o != "progress"} for k, d in options.items()
         }
     if not world.is_main:
         return {**meta, "estimates": bounds.estimates()}
-    folder = Path(out) if out is not None else eval_dir(run.path, dataset)
+    step = scored["step"] if training else None
+    folder = Path(out) if out is not None else eval_dir(run.path, dataset, step)
     folder.mkdir(parents=True, exist_ok=True)
     result = write_results(folder, bounds, meta, labels)
     if per_datapoint:
-        write_scores(folder / SCORES_CSV, bounds, labels)
+        write_scores(folder / SCORES_CSV, bounds, labels, meta["provenance"])
     return result

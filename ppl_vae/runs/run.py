@@ -17,8 +17,9 @@ import torch
 from ..core.errors import RunDirError
 from ..data import Splits
 from ..distributed import SINGLE, World, barrier, resolve_device
-from ..layout import CHECKPOINT, METRICS, RECIPE, SUMMARY
+from ..layout import CHECKPOINT, LOCK, METRICS, RECIPE, STATE, SUMMARY
 from ..model import VAE
+from ..provenance import refuse_if_locked
 from ..training.checkpoint import load_weights
 from ..training.progress import say
 from ..training.svi import FitResult, fit
@@ -58,7 +59,7 @@ def prepare_run_dir(out: Path, overwrite: bool = False, resume: bool = False) ->
         for name in (METRICS, SUMMARY):  # of a run that restarts: it writes its own
             (out / name).unlink(missing_ok=True)
         return False
-    if out.exists() and any(p.name != RECIPE for p in out.iterdir()):
+    if out.exists() and any(p.name not in (RECIPE, STATE, LOCK) for p in out.iterdir()):
         if not overwrite:
             raise RunDirError(
                 f"run dir {out} exists already; pass --resume to continue it, --overwrite to "
@@ -104,6 +105,7 @@ def train_recipe(
     show = progress and world.is_main
     asked = resume
     if world.is_main:
+        refuse_if_locked(out)  # before --overwrite could empty a dir that is being trained
         resume = prepare_run_dir(out, overwrite, resume)
         if not resume:  # now, before the slow part: a Ctrl-C from here on leaves a run that
             config.save(recipe, out / RECIPE)  # --resume can restart

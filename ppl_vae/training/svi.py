@@ -21,6 +21,7 @@ from ..data import Splits
 from ..distributed import SINGLE, World, broadcast_parameters, resolve_device
 from ..layout import CHECKPOINT, METRICS, SUMMARY
 from ..model.checks import DataError, checked_once
+from ..provenance import TrainingLock, record, utc_now
 from ..storage import remove_temporaries, write_json
 from .checkpoint import load_training
 from .loop import Loop, Schedule, TrainingDiverged
@@ -156,52 +157,58 @@ def fit(
         # read now, as _checked_data turns Pyro's validation off for the rest
         validate_first=is_validation_enabled(),
     )
-    board = TensorBoardLog(run_dir) if tensorboard and world.is_main else None  # fails early
-    with _checked_data(model, data), pyro.get_param_store().scope(), loop.interrupt:
-        if run_dir is not None and world.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            remove_temporaries(run_dir)  # what a write killed half-way left behind
-        pyro.set_rng_seed(seed + world.rank)
-        if resume:
-            loop.resumed(*load_training(run_dir / CHECKPOINT, model, guide, optim, dev, world))
-        broadcast_parameters([model, guide], world)
-        svi = SVI(model, guide, optim, objective)
-        # Pyro losses would guess their plate nesting at the first step, drawing random numbers
-        # (a resumed run's first step comes elsewhere in the stream): probe it now, RNG forked.
-        x = data.train_epoch(torch.Generator(data.train.device).manual_seed(0))[:1]
-        given = {k: v[:1] for k, v in loop.batch_inputs(torch.arange(1)).items()}
-        settle_plate_nesting(objective, model, guide, x, **given)
-        main = world.is_main  # rank 0 alone evaluates and writes files
+    # a training holds the run dir's lock; how it ended goes into state.json (provenance)
+    started = utc_now()
+    writes = run_dir is not None and world.is_main
+    with TrainingLock(run_dir) if writes else contextlib.nullcontext():
+        board = TensorBoardLog(run_dir) if tensorboard and world.is_main else None  # fails early
+        with _checked_data(model, data), pyro.get_param_store().scope(), loop.interrupt:
+            if run_dir is not None and world.is_main:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                remove_temporaries(run_dir)  # what a write killed half-way left behind
+            pyro.set_rng_seed(seed + world.rank)
+            if resume:
+                loop.resumed(*load_training(run_dir / CHECKPOINT, model, guide, optim, dev, world))
+            broadcast_parameters([model, guide], world)
+            svi = SVI(model, guide, optim, objective)
+            # Pyro losses would guess their plate nesting at the first step, drawing random numbers
+            # (a resumed run's first step comes elsewhere in the stream): probe it now, RNG forked.
+            x = data.train_epoch(torch.Generator(data.train.device).manual_seed(0))[:1]
+            given = {k: v[:1] for k, v in loop.batch_inputs(torch.arange(1)).items()}
+            settle_plate_nesting(objective, model, guide, x, **given)
+            main = world.is_main  # rank 0 alone evaluates and writes files
 
-        loop.run(
-            svi,
-            batch_size,
-            progress,
-            # the epoch's learning rate, then the objective's hook
-            begin_epoch=scheduled(
-                lr_at, optim, objective.begin_epoch if has(objective, BeginsEpoch) else None
-            ),
-            evaluate=epoch_row(
-                model,
-                guide,
-                data,
-                eval_batch_size,
-                log_latent=log_latent,
-                board=board,
-                row_of=loop.row,
+            loop.run(
+                svi,
+                batch_size,
+                progress,
+                # the epoch's learning rate, then the objective's hook
+                begin_epoch=scheduled(
+                    lr_at, optim, objective.begin_epoch if has(objective, BeginsEpoch) else None
+                ),
+                evaluate=epoch_row(
+                    model,
+                    guide,
+                    data,
+                    eval_batch_size,
+                    log_latent=log_latent,
+                    board=board,
+                    row_of=loop.row,
+                )
+                if main
+                else None,
             )
-            if main
-            else None,
-        )
-        if board is not None:
-            board.close()
-        test_elbo = None
-        if len(data.test) and main:
-            cond = data.cond.get("test")
-            test_elbo = estimate_elbo(model, guide, data.test, eval_batch_size, 0, cond)
-    result = FitResult(history=loop.history, test_elbo=test_elbo, steps=loop.pos.step)
-    if run_dir is not None and main:
-        write_json(run_dir / SUMMARY, _summary(result))
+            if board is not None:
+                board.close()
+            test_elbo = None
+            if len(data.test) and main:
+                cond = data.cond.get("test")
+                test_elbo = estimate_elbo(model, guide, data.test, eval_batch_size, 0, cond)
+        result = FitResult(history=loop.history, test_elbo=test_elbo, steps=loop.pos.step)
+        if run_dir is not None and main:
+            summary = _summary(result)
+            summary["provenance"] = record(run_dir, started=started, seed=seed, device=dev)
+            write_json(run_dir / SUMMARY, summary)
     return result
 
 

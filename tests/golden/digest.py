@@ -4,8 +4,9 @@ any version of ppl_vae: ``python tests/golden/digest.py OUT_DIR`` prints them as
 Three runs, trained one epoch and evaluated with per-point scores: the linear-Gaussian VAE
 (Gaussian likelihood, learned scale), the two-layer hierarchical VAE and M2 (labels, a summed
 label), on synthetic data or on small subsets of MNIST when ``$PPL_VAE_DATA`` holds it. The
-digests are SHA-256 of ``scores.csv``, of ``eval.json`` without its timings and paths, of every
-checkpoint tensor (by name), of the per-point arrays of ``eval.nc`` and of ``compare.csv``.
+digests are SHA-256 of ``scores.csv`` (less its provenance comment), of ``eval.json`` without its
+timings, paths and provenance, of every checkpoint tensor (by name), of the per-point arrays of
+``eval.nc`` and of ``compare.csv`` (less the columns on whether an evaluation is current).
 """
 
 from __future__ import annotations
@@ -59,6 +60,21 @@ RUNS = {
 NEEDS_MNIST = {"hierarchical", "m2"}
 
 
+PROVENANCE = ("current", "note")  # compare.csv's columns on whether an evaluation is current
+
+
+def _without(path: Path, columns: tuple[str, ...]) -> bytes:
+    """The CSV at ``path`` without ``columns`` (where it has them), as bytes."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [i for i, c in enumerate(rows[0]) if c not in columns]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([[r[i] for i in keep] for r in rows])
+    return buf.getvalue().encode()
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -91,9 +107,11 @@ def digest_run(name: str, out: Path) -> dict[str, str]:
         ]
     )
     _cli(["compare", str(run), "--out", str(out / f"{name}_compare")])
-    found = {"scores.csv": _sha((run / "scores.csv").read_bytes())}
+    # the provenance (ppl_vae 0.2: times, versions, the command) is the run's, not its outputs'
+    scores = (run / "scores.csv").read_bytes().splitlines(keepends=True)
+    found = {"scores.csv": _sha(b"".join(line for line in scores if not line.startswith(b"#")))}
     doc = json.loads((run / "eval.json").read_text())
-    for key in ("seconds", "run"):
+    for key in ("seconds", "run", "provenance"):
         doc.pop(key, None)
         doc.get("meta", {}).pop(key, None)
     found["eval.json"] = _sha(json.dumps(doc, sort_keys=True).encode())
@@ -107,7 +125,7 @@ def digest_run(name: str, out: Path) -> dict[str, str]:
     for group in nc.groups():
         for var, arr in nc[group].data_vars.items():
             found[f"eval.nc.{group}.{var}"] = _sha(arr.values.tobytes())
-    found["compare.csv"] = _sha((out / f"{name}_compare" / "compare.csv").read_bytes())
+    found["compare.csv"] = _sha(_without(out / f"{name}_compare" / "compare.csv", PROVENANCE))
     return found
 
 
