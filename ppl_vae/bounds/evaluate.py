@@ -22,11 +22,13 @@ from tqdm import tqdm  # the text bar: in notebooks too, without ipywidgets
 
 from ..core.contract import SumsOutLabel, has
 from ..core.errors import InputError
+from ..core.heartbeat import Heartbeat
 from ..core.registry import lookup
 from ..core.rng import derive_seed, forked_rng
 from ..distributed import SINGLE, World, all_gather
 from ..model.checks import checked_once
 from .bits import bpd_dims
+from .cost import check_memory
 from .log_weights import iter_log_weights
 from .per_point import Bounds
 from .registry import ESTIMATORS, OPT_IN
@@ -162,10 +164,15 @@ def evaluate(
         raise InputError(f"batch_size must be >= 1, got {batch_size}.")
     if chunk_size is None:
         chunk_size = auto_chunk(batch_size, x.device)
+    keeps = any(e.keeps_log_w for e in chosen)
+    check_memory(ks[-1], min(batch_size, x.shape[0]), keeps, x.device)  # before any work
     parts = {}
+    show = progress and world.is_main
+    beat = Heartbeat("evaluate", progress=show, enabled=world.is_main)
     with checked_once(model, x):
         starts = range(0, x.shape[0], batch_size)[world.rank :: world.size]
-        for start in tqdm(starts, desc="evaluate", disable=not (progress and world.is_main)):
+        detail = f"{x.shape[0]:,} points x K = {ks[-1]:,}"
+        for i, start in enumerate(tqdm(starts, desc="evaluate", disable=not show)):
             xb = x[start : start + batch_size]
             stream = BatchStream(ks, chosen, xb.shape[0], x.device)
             b_seed = batch_seed(seed, offset + start)
@@ -173,7 +180,13 @@ def evaluate(
                 cb = None if cond is None else cond[start : start + batch_size]
                 for chunk in iter_log_weights(model, guide, xb, ks[-1], chunk_size, cb):
                     stream.add(chunk)
+                    if i == 0 and stream.count == chunk.shape[0]:  # the first chunk, timed
+                        per_chunk = beat.elapsed()
+                        beat.estimate(per_chunk * ks[-1] / chunk.shape[0] * len(starts), detail)
+                    beat.beat((i + stream.count / ks[-1]) / len(starts))
                 parts[start] = stream.result(model, guide, xb, chunk_size, b_seed)
+            if i == 0:  # the whole first batch: k-hat and AIS, which the chunks did not show
+                beat.estimate(beat.elapsed() * len(starts), detail)
     merged = {}
     for shard in all_gather(parts, world):  # every rank's batches, keyed by first index
         merged.update(shard)

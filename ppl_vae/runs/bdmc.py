@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ..bounds.ais import check_counts
 from ..bounds.bdmc import bdmc
 from ..bounds.simulate import simulate
+from ..core.heartbeat import Heartbeat
 from ..core.rng import derive_seed, forked_rng
 from ..distributed import SINGLE, World, all_gather
 from ..layout import BDMC_JSON, BDMC_PNG
@@ -63,11 +64,16 @@ def bdmc_run(
         num_chains=num_chains, num_leapfrog=num_leapfrog, start=start, schedule=schedule
     )
     records = []
+    starts = range(0, n, batch_size)[world.rank :: world.size]
+    # the work is about proportional to the annealing steps: timed on the first batch
+    total, done = sum(steps) * len(starts), 0
+    show = progress and world.is_main
+    beat = Heartbeat("bdmc", progress=show, enabled=world.is_main)
+    detail = f"{n} points x {num_chains} chains x T = {', '.join(map(str, steps))}, both ways"
     for t in steps:
         t0 = time.perf_counter()
         parts = {}
-        starts = range(0, n, batch_size)[world.rank :: world.size]
-        bar = tqdm(starts, desc=f"bdmc T={t}", disable=not (progress and world.is_main))
+        bar = tqdm(starts, desc=f"bdmc T={t}", disable=not show)
         for s in bar:
             sl = slice(s, s + batch_size)
             with forked_rng(run.device, derive_seed(seed, t, s)):
@@ -80,6 +86,9 @@ def bdmc_run(
                 r.forward.acceptance,
                 r.forward.nonfinite + r.reverse.nonfinite,
             )
+            done += t
+            beat.estimate(beat.elapsed() * total / done, detail)
+            beat.beat(done / total)
         merged = {}
         for shard in all_gather(parts, world):
             merged.update(shard)
