@@ -99,7 +99,7 @@ def test_compare_tables_get_a_bpd_column_only_with_a_discrete_run():
     head = md.splitlines()[0]
     assert head.rstrip(" |").endswith("bits/dim (K=10)")
     assert f"{iwae['bpd']:.2f} ± {iwae['bpd_stderr']:.2f}" in md.splitlines()[2]
-    assert to_csv(rows).splitlines()[0].endswith("bpd,bpd_se")
+    assert to_csv(rows).splitlines()[0].endswith("bpd,bpd_se,current,note")  # then currency
 
 
 @pytest.fixture(scope="module")
