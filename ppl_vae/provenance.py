@@ -71,7 +71,8 @@ def checkpoint_info(path: str | Path) -> dict[str, Any] | None:
         return None
     data = path.read_bytes()
     try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        buffer = io.BytesIO(data)
+        state = torch.load(buffer, map_location="cpu", weights_only=True)
     except Exception as e:  # a damaged file: load_checkpoint says what is wrong with it
         load_checkpoint(path)
         raise CheckpointError(f"checkpoint {path} cannot be read ({e}).") from e

@@ -171,7 +171,8 @@ def test_a_registered_estimator_is_computed_and_written_everywhere(lg, toys, tmp
     toy_cols = ["max_log_w", "max_log_w_se", "max_log_w_positive"]  # a summary follows its own
     toy_cols += [c for k in KS for c in (f"median_log_w_{k}", f"median_log_w_{k}_se")]
     toy_cols += ["exact_iwae", "exact_iwae_se"]
-    assert list(table[0])[-len(toy_cols) - 1 :] == ["khat_above_0.7", *toy_cols]
+    # then the two columns on whether each evaluation is current
+    assert list(table[0])[-len(toy_cols) - 3 :] == ["khat_above_0.7", *toy_cols, "current", "note"]
     assert float(table[0]["max_log_w"]) == records["max_log_w", 25]["mean"]
     assert float(table[0]["max_log_w_se"]) == records["max_log_w", 25]["stderr"]
     assert float(table[0]["median_log_w_5"]) == records["median_log_w", 5]["mean"]

@@ -23,6 +23,7 @@ from pyro.infer import ELBO, Trace_ELBO
 
 from ppl_vae import build_guide, build_model, fit, storage
 from ppl_vae.data import Splits
+from ppl_vae.layout import STATE
 from ppl_vae.storage import CheckpointError, WriteError, load_checkpoint, save_checkpoint
 from ppl_vae.training.svi import CHECKPOINT, METRICS, TrainingDiverged
 
@@ -207,7 +208,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     state = load_checkpoint(tmp_path / CHECKPOINT)
     assert state["position"]["step"] == 6
     assert all(torch.isfinite(v).all() for v in state["model"].values())
-    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT, METRICS]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT, METRICS, STATE]
 
 
 def test_nan_parameters_with_a_finite_loss_are_never_saved(tmp_path):
@@ -311,7 +312,7 @@ def test_full_disk_during_training_stops_with_the_last_checkpoint(tmp_path, monk
     with pytest.raises(WriteError, match=r"checkpoint\.pt.*No space left"):
         _train(tmp_path, checkpoint_steps=1)  # writes: checkpoint 1, checkpoint 2, then fails
     assert load_checkpoint(tmp_path / CHECKPOINT)["position"]["step"] == 2
-    assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT, STATE]
 
 
 # --- Untrusted files --------------------------------------------------------------------------

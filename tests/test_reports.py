@@ -91,7 +91,7 @@ def test_compare_table_matches_eval_json(runs, tmp_path, capsys):
     expected = ["run", "guide", "objective", "likelihood", "n", "k_max", "elbo", "elbo_se"]
     expected += [c for k in KS for c in (f"iwae_{k}", f"iwae_{k}_se")]
     expected += [c for k in KS for c in (f"gap_{k}", f"gap_{k}_se")]
-    expected += ["ess", "khat_above_0.7"]
+    expected += ["ess", "khat_above_0.7", "current", "note"]
     assert list(rows[0]) == expected
     assert [r["run"] for r in rows] == ["well", "poor"]
     for row, run in zip(rows, runs, strict=True):
@@ -164,7 +164,7 @@ def test_per_datapoint_scores_match_netcdf(runs):
     import arviz as az
 
     ds = az.from_netcdf(runs[0] / "eval.nc")["bounds"]
-    rows = list(csv.DictReader(open(runs[0] / "scores.csv")))
+    rows = list(csv.DictReader(line for line in open(runs[0] / "scores.csv") if line[0] != "#"))
     assert list(rows[0]) == ["datapoint", "log_p", "elbo", "iwae_1", "iwae_10", "iwae_50"]
     assert len(rows) == 120
     np.testing.assert_array_equal(read_scores(runs[0] / "scores.csv"), ds["iwae"].sel(k=50).values)
@@ -350,7 +350,7 @@ def test_evaluate_another_dataset_keeps_the_runs_own_results(mnist_run, capsys):
     assert (mnist_run / "eval.json").read_text() == own
     other = mnist_run / "eval_fashion_mnist"
     assert json.loads((other / "eval.json").read_text())["dataset"] == "fashion_mnist"
-    rows = list(csv.DictReader(open(other / "scores.csv")))
+    rows = list(csv.DictReader(line for line in open(other / "scores.csv") if line[0] != "#"))
     assert len(rows) == 30 and list(rows[0])[:3] == ["datapoint", "label", "log_p"]
     fashion_labels = [9, 2, 1, 1, 6]  # the first FashionMNIST test labels
     assert [int(r["label"]) for r in rows[:5]] == fashion_labels
