@@ -22,6 +22,10 @@ them once: Python blocks are exec'd there, and command lines that start ``ppl-va
 with shell syntax (pipes, redirections, ``$``), goes to ``bash``. With
 ``PPL_VAE_DOCS_SUBPROCESS=1`` every command block goes to ``bash`` as a whole, as a user's shell
 would run it (slower).
+
+A user follows the pages one after another in one clone, so no two pages train into the same run
+dir, every documented ``--out`` and ``--figure`` is under ``runs/``, and after each page ran, every
+file it wrote is one that ``.gitignore`` covers (``git status`` stays clean).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import threading
 import time
 import tomllib
 import traceback
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -291,7 +296,7 @@ class Worker:
     """One worker process for the session; runs each page once, when a test first asks."""
 
     def __init__(self, tmp: pytest.TempPathFactory):
-        self.tmp, self.results, self.proc = tmp, {}, None
+        self.tmp, self.results, self.proc, self.cwds = tmp, {}, None, {}
         self.log = tmp.mktemp("docs_worker") / "stderr.txt"
 
     def _start(self) -> None:
@@ -323,6 +328,7 @@ class Worker:
                 self._start()
             blocks = [b for b in RUNNABLE if b.page == page]
             cwd = self.tmp.mktemp(re.sub(r"\W", "_", page))
+            self.cwds[page] = cwd
             self.proc.stdin.write(
                 json.dumps({"cwd": str(cwd), "blocks": [asdict(b) for b in blocks]}) + "\n"
             )
@@ -388,3 +394,115 @@ def test_every_skip_marker_is_on_a_block() -> None:
 
 def test_pages_are_found() -> None:
     assert (REPO / "README.md") in PAGES and len(PAGES) > 1
+
+
+# --- what the pages write: a user follows them one after another in one clone ----------------
+
+TRAIN = re.compile(r"(?:^|\s)(?:ppl-vae|-m\s+ppl_vae)\s+train\s")
+BENCHMARK = re.compile(r"(?:^|\s)python3?\s+benchmarks/\w+\.py\s")  # its --out holds runs
+OUT = re.compile(r"--(?:out|resume)[=\s]+(?P<dir>\S+)")
+OUTPUT_FLAG = re.compile(r"--(?:out|figure)[=\s]+(?P<path>\S+)")
+PY_RUN_DIR = re.compile(
+    r"""(?:run_dir\s*=\s*|train_recipe\(\s*\w+\s*,\s*)(?:["'](?P<dir>[^"']+)["']|(?P<var>\w+))"""
+)
+PY_ASSIGN = re.compile(r"""^\s*(?P<var>\w+)\s*=\s*["'](?P<dir>[^"']+)["']""", re.M)
+
+
+def _recipe_name(path: str) -> str:
+    return tomllib.loads((REPO / path).read_text())["name"]
+
+
+def run_dirs_trained(page: Path) -> set[str]:
+    """The run dirs a page's blocks (skipped ones too) train into: ``--out`` (or ``--resume``)
+    of each ``train`` command, else ``runs/<recipe name>``, and the ``--out`` folder of each
+    benchmark script; ``run_dir=`` and ``train_recipe``'s second argument in Python, as a string
+    or a variable set to one on the page."""
+    dirs: set[str] = set()
+    blocks = extract_blocks(page)
+    assigned = {
+        m["var"]: m["dir"] for b in blocks if b.lang == "python" for m in PY_ASSIGN.finditer(b.code)
+    }
+    for b in blocks:
+        if b.lang in SHELLS:
+            for line in commands(b):
+                if BENCHMARK.search(line) and (m := OUT.search(line)):
+                    dirs.add(m["dir"].rstrip("/"))
+                if not TRAIN.search(line):
+                    continue
+                if m := OUT.search(line):
+                    dirs.add(m["dir"].rstrip("/"))
+                else:
+                    recipe = next(w for w in line.split() if w.endswith(".toml"))
+                    dirs.add(f"runs/{_recipe_name(recipe)}")
+        elif b.lang == "python":
+            for m in PY_RUN_DIR.finditer(b.code):
+                d = m["dir"] or assigned.get(m["var"])
+                if d is not None and d.startswith("runs/"):
+                    dirs.add(d.rstrip("/"))
+    return dirs
+
+
+def test_no_two_pages_train_into_the_same_run_dir() -> None:
+    """Otherwise the second page's ``train`` stops (the dir exists) and its ``evaluate`` scores
+    the first page's model."""
+    owners = defaultdict(list)
+    for page in PAGES:
+        for d in run_dirs_trained(page):
+            owners[d].append(str(page.relative_to(REPO)))
+    shared = {d: pages for d, pages in owners.items() if len(pages) > 1}
+    assert not shared, f"run dirs trained into by more than one page: {shared}"
+    assert "runs/quick" in owners and len(owners) > 20  # the parse finds the pages' runs
+
+
+def test_documented_outputs_go_under_runs() -> None:
+    """Every ``--out`` and ``--figure`` of a documented command (skipped blocks too) names a
+    path under ``runs/``, or a figure of the docs themselves (``docs/*.png``, what the page's
+    measurement made), so that nothing a user runs shows up in ``git status``."""
+    stray = []
+    for page in PAGES:
+        for b in extract_blocks(page):
+            if b.lang not in SHELLS:
+                continue
+            for line in commands(b):
+                for m in OUTPUT_FLAG.finditer(line):
+                    path = m["path"].strip("\"'")
+                    if not (path.startswith("runs/") or re.fullmatch(r"docs/[\w-]+\.png", path)):
+                        stray.append(f"{b.where}: {m[0]}")
+    assert not stray, f"documented outputs outside runs/: {stray}"
+
+
+def _walk_files(root: Path) -> list[str]:
+    found = []
+    for here, dirs, files in os.walk(root):
+        if Path(here) == root:
+            dirs[:] = [d for d in dirs if d not in LINKED]
+        found += [str((Path(here) / f).relative_to(root)) for f in files]
+    return found
+
+
+PAGES_RUN = sorted({b.page for b in RUNNABLE if b.skip is None})
+
+
+@pytest.mark.parametrize("page", PAGES_RUN)
+def test_a_page_leaves_git_status_clean(page: str, docs_worker: Worker) -> None:
+    """After a page's blocks ran in its folder (a stand-in for the clone), every file they wrote
+    is one the repository's ``.gitignore`` covers, and each run dir they trained (one holding a
+    ``recipe.toml`` or ``checkpoint.pt``) is one that ``run_dirs_trained`` finds on the page."""
+    docs_worker.page(page)
+    cwd = docs_worker.cwds[page]
+    files = _walk_files(cwd)
+    ignored = subprocess.run(
+        ["git", "-C", str(REPO), "check-ignore", "--no-index", "--stdin"],
+        input="\n".join(files),
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    seen = sorted(set(files) - set(ignored))
+    assert not seen, f"{page} wrote files that git status would show: {seen[:20]}"
+    trained = {
+        str(Path(f).parent) for f in files if Path(f).name in ("recipe.toml", "checkpoint.pt")
+    }
+    trained = {d for d in trained if d.startswith("runs/")}
+    found = run_dirs_trained(REPO / page)
+    missed = sorted(d for d in trained if not any(d == f or d.startswith(f + "/") for f in found))
+    assert not missed, f"{page} trained into run dirs the parse does not see: {missed}"

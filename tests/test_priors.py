@@ -399,9 +399,78 @@ def test_the_hierarchical_top_layer_takes_the_prior(name):
     assert torch.isfinite(res.log_p).all()
 
 
-def test_the_hierarchical_model_refuses_vamp():
-    with pytest.raises(InputError, match=r"q\(z_L \| u\).*marginal of the whole chain"):
-        build_hierarchical(12, [4, 2], [[8], [6]], prior="vamp", prior_options={"num_pseudo": 3})
+def _vamp_chain():
+    """test_hierarchical's linear-Gaussian chain with a VampPrior over z2 read from a linear
+    bottom-up guide: p(z2) = (1/K) sum_k N(mu_k, diag(v_k)) with the guide's top step at the
+    mean of q(z1 | u_k), so p(x) = (1/K) sum_k N(W (A mu_k + a) + b,
+    W diag(A^2 v_k + S1^2) W^T + s^2 I)."""
+    from test_hierarchical import S1, A, W, a, b, chain_model, s
+
+    torch.manual_seed(0)
+    chain = chain_model()
+    model = build_hierarchical(
+        4,
+        [2, 2],
+        [[], []],
+        likelihood="gaussian",
+        likelihood_options={"scale": s},
+        prior="vamp",
+        prior_options={"num_pseudo": 3},
+    ).to(DTYPE)
+    model.load_state_dict({**chain.state_dict(), "prior.pseudo_inputs": 2 * torch.randn(3, 4)})
+    guide = HIERARCHICAL_GUIDES["bottom_up"](4, [2, 2], [[], []]).to(DTYPE)
+    connect(model, guide)
+
+    def log_p(x):
+        u = model.prior.pseudo_inputs
+        m1 = guide.first.loc_scale(u)[0]
+        mu, sd = guide.steps[0].loc_scale(m1)  # [K, 2] each
+        cov = W @ torch.diag_embed(A**2 * sd**2 + S1**2) @ W.T + s**2 * torch.eye(4, dtype=DTYPE)
+        marginal = MultivariateNormal((A * mu + a) @ W.T + b, cov)  # batch [K]
+        return (marginal.log_prob(x[:, None, :]) - math.log(3)).logsumexp(-1), (mu, sd)
+
+    return model, guide, log_p
+
+
+def test_the_hierarchical_top_vamp_is_the_guides_top_step_at_the_pseudo_inputs():
+    model, guide, log_p = _vamp_chain()
+    with torch.no_grad():
+        _, (mu, sd) = log_p(torch.zeros(1, 4, dtype=DTYPE))
+        z = torch.randn(9, 2, dtype=DTYPE)
+        want = (Normal(mu, sd).log_prob(z[:, None]).sum(-1) - math.log(3)).logsumexp(-1)
+        assert torch.allclose(model.prior(z).log_prob(z), want, atol=1e-12, rtol=0)
+    one = build_hierarchical(12, [3], [[8]], prior="vamp", prior_options={"num_pseudo": 4})
+    g = HIERARCHICAL_GUIDES["bottom_up"](12, [3], [[8]])
+    connect(one, g)  # one layer: the VampPrior of q(z1 | u) itself
+    u = one.prior.pseudo_inputs
+    assert_same(g.top_distribution(u).base_dist.loc, g.distribution(u).base_dist.loc)
+
+
+def test_the_hierarchical_top_vamp_against_its_closed_form():
+    """AIS from the prior is unbiased in p(x) (its weights average to 1 within Z standard
+    errors), and the guide's IWAE_10 stays below the closed-form log p(x)."""
+    model, guide, log_p = _vamp_chain()
+    torch.manual_seed(1)
+    x, _ = simulate(model, 3)
+    with torch.no_grad():
+        truth, _ = log_p(x)
+    res = ais(model, None, x, 30, 1000, start="prior", schedule="linear", num_leapfrog=3)
+    w = torch.exp(res.log_w - truth)
+    assert ((w.mean(0) - 1).abs() < Z * w.std(0) / math.sqrt(1000)).all()
+    log_w = log_weights(model, guide, x, num_particles=4000, chunk_size=1000)
+    groups = log_w.reshape(400, 10, -1).logsumexp(1) - math.log(10)
+    gap = groups - truth
+    assert gap.mean() <= Z * gap.std() / math.sqrt(gap.numel())
+
+
+def test_a_hierarchical_guide_without_a_top_density_is_refused_for_vamp():
+    options = {"num_pseudo": 3}
+    model = build_hierarchical(12, [4, 2], [[8], [6]], prior="vamp", prior_options=options)
+    with pytest.raises(InputError, match=r"needs top_distribution\(x\).*'bottom_up'"):
+        connect(model, NoLatents())
+    guide = HIERARCHICAL_GUIDES["bottom_up"](12, [4, 2], [[8], [6]])
+    connect(model, guide)
+    check_model(model, torch.bernoulli(torch.full((10, 12), 0.4)), guide=guide)
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
@@ -517,11 +586,15 @@ def test_vamp_before_connect_says_to_connect():
         connect(model, NoLatents())
 
 
-@pytest.mark.parametrize("kind", ["hierarchical", "m2", "conditional"])
+def test_a_hierarchical_recipe_takes_vamp_on_top():
+    table = {"name": "r", "model": {"name": "hierarchical", "prior": "vamp"}}
+    table["guide"] = {"name": "bottom_up"}
+    check_recipe(config.from_dict(table))
+
+
+@pytest.mark.parametrize("kind", ["m2", "conditional"])
 def test_kinds_whose_guide_has_no_q_of_u_refuse_vamp(kind):
     table = {"name": "r", "model": {"name": kind, "prior": "vamp"}}
-    if kind == "hierarchical":
-        table["guide"] = {"name": "bottom_up"}
     if kind == "m2":
         table["objective"] = {"name": "semi_supervised"}
     with pytest.raises(RecipeError, match=rf"model\.prior = 'vamp' cannot be the '{kind}' model's"):

@@ -151,6 +151,15 @@ class EncoderDistribution(Protocol):
 
 
 @runtime_checkable
+class TopDistribution(Protocol):
+    """``top_distribution(x)``: a density over a hierarchical guide's top site ``"zL"`` from x
+    alone, batch ``[N]``, event ``[z_L dim]``. A VampPrior on the hierarchical model's top
+    layer mixes it over its pseudo-inputs."""
+
+    def top_distribution(self, x: torch.Tensor) -> Distribution: ...
+
+
+@runtime_checkable
 class ReusesDistribution(Protocol):
     """``reusing_distribution()``: a context manager inside which (gradients off) q(z|x) is
     built once per data tensor. The bounds enter it while drawing many chunks of particles for
@@ -281,6 +290,7 @@ CAPABILITIES: dict[str, type] = {
         Completes,
         Analogies,
         EncoderDistribution,
+        TopDistribution,
         ReusesDistribution,
         EpochMetrics,
         BeginsEpoch,

@@ -5,7 +5,9 @@ model's latent sites ``"z1"`` ... ``"zL"`` inside ``pyro.plate("data", N)``, eac
 reparameterizable distribution whose batch shape broadcasts with the data plate (under a
 vectorized particle plate ``z1`` is ``[K, N, d1]`` and the steps above take it as it comes).
 That is all the objectives and bounds need. ``distribution(x)``, q(z_1 | x), is optional: the
-pictures use its mean as the code of x, the layer the decoder reads. Register a guide class in
+pictures use its mean as the code of x, the layer the decoder reads. ``top_distribution(x)`` is
+optional too: a top-layer density from x alone, which a VampPrior on the top layer reads at its
+pseudo-inputs (``ppl_vae.model.hierarchical.TopOfChain``). Register a guide class in
 ``HIERARCHICAL_GUIDES`` (one line) and a recipe picks it with ``guide.name``; it is built as
 ``cls(x_dim, z_dims, hidden, activation=..., **guide.options)``.
 
@@ -74,6 +76,17 @@ class BottomUpGaussian(AmortizedGuide):
     def distribution(self, x: torch.Tensor) -> dist.TorchDistribution:
         """q(z_1 | x), batch shape ``[N]``, event shape ``[z_dims[0]]``."""
         return self.first(x)
+
+    def top_distribution(self, x: torch.Tensor) -> dist.TorchDistribution:
+        """q(z_L | m_{L-1}(x)): the top step at the chain of means m_1 = E[z_1 | x],
+        m_{l+1} = E[z_{l+1} | m_l], batch ``[N]``, event ``[z_dims[-1]]``. With one layer it is
+        q(z_1 | x) itself. The chain's exact marginal q(z_L | x) has no closed form; this is the
+        density a VampPrior on the top layer mixes over its pseudo-inputs."""
+        layers = [self.first, *self.steps]
+        z = x
+        for layer in layers[:-1]:
+            z = layer.loc_scale(z)[0]
+        return layers[-1](z)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         with pyro.plate("data", x.shape[0]):

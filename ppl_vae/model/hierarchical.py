@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.functional import softplus
 
-from ..core.contract import SharesGuide, has
+from ..core.contract import SharesGuide, TopDistribution, has
 from ..core.errors import InputError
 from ..core.registry import lookup
 from .likelihoods import Likelihood, build_likelihood
@@ -50,13 +50,24 @@ def glorot_(net: nn.Module) -> nn.Module:
     return net
 
 
-# Why a prior that reads the guide's encoder (vamp) cannot be the top layer's.
-TOP_PRIOR_FROM_GUIDE = (
-    "a prior that reads the guide's encoder (vamp) needs q(z_L | u) of the top layer from an "
-    "input u alone, and the bottom-up guide (ppl_vae.guides.hierarchical) gives q(z_1 | x) "
-    "and then q(z_l+1 | z_l): its q(z_L | u) is the marginal of the whole chain, with no "
-    "density in closed form. Choose 'standard', 'mog' or 'flow' for the top layer."
-)
+class TopOfChain:
+    """The guide's top-layer density from x alone, ``distribution(x) =
+    guide.top_distribution(x)`` (``core.contract.TopDistribution``): what a VampPrior on the
+    top layer reads at its pseudo-inputs u_k, so that p(z_L) = (1/K) sum_k q(z_L | m(u_k)),
+    a mixture of K Gaussians whose parameters come from the guide's networks. The bottom-up
+    guide's exact q(z_L | u) is the marginal of its whole chain, with no density in closed
+    form; the chain at its means is (``BottomUpGaussian.top_distribution``). With one layer it
+    is Tomczak & Welling's VampPrior exactly."""
+
+    def __init__(self, guide: nn.Module):
+        self.guide = guide
+
+    def distribution(self, x: torch.Tensor) -> dist.Distribution:
+        return self.guide.top_distribution(x)
+
+    def __call__(self, x: torch.Tensor) -> dist.Distribution:
+        return self.distribution(x)
+
 
 # model.options.init: how the linear layers start ("torch": PyTorch's default).
 INITS: dict[str, Callable[[nn.Module], nn.Module]] = {"torch": lambda net: net, "glorot": glorot_}
@@ -121,11 +132,23 @@ class HierarchicalVAE(VAE):
             raise InputError(
                 f"the prior is over {prior.z_dim} units but the top layer has {z_dims[-1]}."
             )
-        if has(prior, SharesGuide):
-            raise InputError(f"the hierarchical model's top prior: {TOP_PRIOR_FROM_GUIDE}")
         super().__init__(prior, decoder, likelihood, x_dim, image_shape)
         self.z_dims = tuple(z_dims)
         self.conditionals = nn.ModuleList(conditionals)
+
+    def share_guide(self, guide: nn.Module) -> None:
+        """Hands the guide's top-layer density (``TopOfChain``) to a prior that reads the
+        guide's encoder (a VampPrior over z_L)."""
+        if not has(self.prior, SharesGuide):
+            return
+        if not has(guide, TopDistribution):
+            raise InputError(
+                f"the hierarchical model's top prior reads the guide's q(z_L | u) at its "
+                f"pseudo-inputs, so the guide needs top_distribution(x) "
+                f"(ppl_vae.core.TopDistribution); {type(guide).__name__} has none. Use the "
+                f"'bottom_up' guide, add the method to yours, or model.prior = 'mog' or 'flow'."
+            )
+        self.prior.share_guide(TopOfChain(guide))
 
     @property
     def sites(self) -> list[str]:

@@ -19,7 +19,8 @@ def run_info(run_dir: str | Path) -> dict[str, Any]:
     what = {
         "name": r.name,
         "model": r.model.name,
-        "z_dim": r.model.z_dim,
+        # the hierarchical kind's layer sizes, bottom first, where its recipe names them
+        "z_dim": r.model.options.get("z_dims", r.model.z_dim),
         "prior": r.model.prior,
         "likelihood": r.model.likelihood,
         "guide": r.guide.name,

@@ -13,10 +13,11 @@ A recipe sets it with ``model.name = "hierarchical"`` and the architecture in
     scale = "exp"
     init = "glorot"
 
-The top layer's prior is ``model.prior``: ``standard``, ``mog`` or ``flow`` (not ``vamp``,
-which needs q(z_L | u) from an input alone; see ``TOP_PRIOR_FROM_GUIDE``). The guide is
-``guide.name`` from ``HIERARCHICAL_GUIDES`` (``bottom_up``, the paper's), built with the same
-``z_dims``, ``hidden`` and ``activation`` and its own ``guide.options`` (``scale``, ``init``).
+The top layer's prior is ``model.prior``, any of ``PRIORS``; a ``vamp`` there mixes the guide's
+top step at the chain of means over its pseudo-inputs (``model.hierarchical.TopOfChain``).
+The guide is ``guide.name`` from ``HIERARCHICAL_GUIDES`` (``bottom_up``, the paper's), built
+with the same ``z_dims``, ``hidden`` and ``activation`` and its own ``guide.options`` (``scale``,
+``init``).
 ``model.z_dim``, ``model.decoder`` and ``guide.encoder`` belong to the one-layer ``vae`` kind
 and must stay unset.
 """
@@ -29,7 +30,7 @@ from ...core.errors import RecipeError
 from ...core.options import checked_lookup
 from ...data import Splits
 from ...guides.hierarchical import HIERARCHICAL_GUIDES, RESERVED
-from ...model.hierarchical import TOP_PRIOR_FROM_GUIDE, build_hierarchical
+from ...model.hierarchical import build_hierarchical
 from ..recipe import ModelConfig, NetConfig, Recipe
 from .spec import ModelKind, Parts
 
@@ -111,6 +112,5 @@ KIND = ModelKind(
     "several stochastic layers, sites z1 ... zL (Burda et al. 2016)",
     options=None,  # build_hierarchical's keywords, checked by check_hierarchical
     check=check_hierarchical,
-    no_guide_prior=TOP_PRIOR_FROM_GUIDE,
     own_guides=True,
 )
