@@ -105,5 +105,10 @@ def test_cli_bdmc_and_evaluate_with_ais(tmp_path, capsys):
     ais_row = next(r for r in result["estimates"] if r["estimator"] == "ais")
     elbo_row = next(r for r in result["estimates"] if r["estimator"] == "elbo")
     assert ais_row["n"] == 8 and ais_row["mean"] > elbo_row["mean"] - 5 * elbo_row["stderr"]
+    assert (ais_row["steps"], ais_row["chains"]) == (3, 2) and "steps" not in elbo_row
+    capsys.readouterr()
+    assert main([*ev[:-1], "--ais-steps", "3", "--ais-chains", "2"]) == 0
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("ais ")]
+    assert line.split()[1] == "-" and line.endswith("(3 steps x 2 chains)")
     assert main(["bdmc", str(run), "--steps", "0", "--no-progress"]) == 2
     assert "steps" in capsys.readouterr().err

@@ -237,3 +237,28 @@ def test_the_table_command_continues_a_killed_run(tmp_path, data_root, monkeypat
     )
     assert resumed["L1-iwae-k5"]["nll"] == whole["L1-iwae-k5"]["nll"]
     assert resumed["L1-iwae-k5"]["epochs"] == 2
+
+
+def _table_module():
+    import importlib.util
+
+    path = MODELS.parent / "benchmarks" / "burda_table1.py"
+    spec = importlib.util.spec_from_file_location("burda_table1", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_table_says_when_it_has_no_orderings_and_counts_one_epoch():
+    from types import SimpleNamespace
+
+    bench = _table_module()
+    cell = {"nll": 90.0, "se": 0.5, "active_units": [20], "epochs": 1, "train_seconds": 60.0}
+    cell |= {"eval_seconds": 5.0, "test_size": 4, "per_point": [90.0, 91.0, 89.0, 90.0]}
+    one = bench.table({(1, "vae", 1): cell}, SimpleNamespace(eval_k=5000, epochs=1))
+    assert "1 epoch of" in one and "1 epochs" not in one
+    assert "Orderings: none to show" in one and "NLL a − b" not in one
+    two = {(1, "vae", 1): cell, (1, "vae", 5): {**cell, "per_point": [89.0, 90.5, 88.0, 89.0]}}
+    both = bench.table(two, SimpleNamespace(eval_k=5000, epochs=2))
+    assert "2 epochs of" in both
+    assert "- L1-vae-k1 − L1-vae-k5: +0.88 ± 0.12" in both  # d = 1, .5, 1, 1: SE = 0.25 / 2

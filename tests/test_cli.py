@@ -79,3 +79,23 @@ def test_console_script_runs_as_a_module(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (out / "checkpoint.pt").is_file()
+
+
+def test_the_docs_command_table_lists_every_command_and_option():
+    """docs/recipes.md's table names each ``ppl-vae`` command with every option it takes."""
+    import argparse
+    import re
+
+    from ppl_vae.cli import COMMANDS
+
+    table = (MODELS.parent / "docs" / "recipes.md").read_text()
+    rows = {m[1]: m[0] for m in re.finditer(r"^\| `ppl-vae (\w+) .*$", table, re.M)}
+    assert set(rows) == set(COMMANDS)
+    for name, (add_args, _, _) in COMMANDS.items():
+        parser = argparse.ArgumentParser()
+        add_args(parser)
+        # one spelling of each option is enough (bdmc's --n is also --points)
+        spellings = [a.option_strings for a in parser._actions if a.option_strings]
+        spellings = [f for f in spellings if "--help" not in f]
+        missing = sorted(f[-1] for f in spellings if not any(o in rows[name] for o in f))
+        assert not missing, f"docs/recipes.md: ppl-vae {name} lacks {missing}"

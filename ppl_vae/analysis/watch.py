@@ -25,7 +25,7 @@ WATCH_SAMPLES = 20  # guide samples where there is no closed form: cheap, as it 
 @torch.no_grad()
 def epoch_latent(
     model: Callable, guide: Callable, x: torch.Tensor, seed: int = 0
-) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+) -> tuple[dict[str, float | int], dict[str, torch.Tensor]]:
     """The row entries ``active_units`` and ``kl`` (summed over latent sites) over ``x``, and
     the KL per unit of each site (``{site: [d]}``, for a dashboard)."""
     x = x[:WATCH_POINTS]
@@ -33,7 +33,7 @@ def epoch_latent(
         means = posterior_means(guide, x, num_samples=WATCH_SAMPLES)
         kls = kl_per_unit(model, guide, x, num_samples=WATCH_SAMPLES)
     active = sum(int((unit_variance(means, s) > THRESHOLD).sum()) for s in means.mean)
-    row = {"active_units": float(active), "kl": sum(k.total for k in kls.values())}
+    row = {"active_units": active, "kl": sum(k.total for k in kls.values())}
     per_unit = {s: k.per_unit for s, k in kls.items() if k.per_unit is not None}
     return row, per_unit
 

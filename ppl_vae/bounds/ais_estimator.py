@@ -9,7 +9,9 @@ the CLI passes ``--ais-steps`` and ``--ais-chains``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -25,5 +27,13 @@ def ais_log_weights(
     return ais(model, guide, x, **options).log_w
 
 
+def ais_settings(options: Mapping[str, Any]) -> dict[str, int]:
+    """What an AIS record says it drew: ``steps`` and ``chains`` (``ais``'s defaults where the
+    options leave them)."""
+    defaults = inspect.signature(ais).parameters
+    pick = {"steps": "num_steps", "chains": "num_chains"}
+    return {k: int(options.get(o, defaults[o].default)) for k, o in pick.items()}
+
+
 # log mean_c w_c over the chains, as IWAE over its particles; an estimate of log p(x) in nats.
-AIS = Estimator("ais", iwae, source=ais_log_weights, title="AIS", bound=True)
+AIS = Estimator("ais", iwae, source=ais_log_weights, title="AIS", bound=True, settings=ais_settings)

@@ -101,7 +101,7 @@ def with_options(
         if opts:
             if e.source is None:
                 raise InputError(f"estimator {e.name!r} takes no options, got {dict(opts)}.")
-            e = replace(e, source=functools.partial(e.source, **opts))
+            e = replace(e, source=functools.partial(e.source, **opts), options=dict(opts))
         out.append(e)
     return out
 

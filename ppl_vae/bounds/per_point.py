@@ -70,6 +70,9 @@ class Bounds:
         def row(name: str, k: int, values: torch.Tensor, dims: int | None = None) -> dict:
             mean, se = mean_and_stderr(values)
             r = {"estimator": name, "k": k, "mean": mean, "stderr": se, "n": self.n}
+            est = self.estimators.get(name)
+            if est is not None and est.settings is not None:
+                r |= est.settings(est.options)  # what it drew itself, e.g. AIS steps, chains
             return with_bpd(r, dims)
 
         rows = []

@@ -72,14 +72,18 @@ def read_inference_data(run_dir: str | Path):
 
 def format_table(estimates: list[dict]) -> str:
     """A plain-text table of the estimates, in nats; where the records carry bits per
-    dimension (a discrete likelihood), two more columns give them."""
+    dimension (a discrete likelihood), two more columns give them. An estimator that draws its
+    own samples (AIS) has no K: its row says its steps and chains instead."""
     bits = any("bpd" in r for r in estimates)
     head = f"{'estimator':<16}{'K':>7}{'mean':>14}{'stderr':>10}{'n':>8}"
     lines = [head + (f"{'bits/dim':>12}{'stderr':>10}" if bits else "")]
     for r in estimates:
-        line = f"{r['estimator']:<16}{r['k']:>7}{r['mean']:>14.4f}{r['stderr']:>10.4f}{r['n']:>8}"
+        k = "-" if "steps" in r else r["k"]
+        line = f"{r['estimator']:<16}{k:>7}{r['mean']:>14.4f}{r['stderr']:>10.4f}{r['n']:>8}"
         if "bpd" in r:
             line += f"{r['bpd']:>12.4f}{r['bpd_stderr']:>10.4f}"
+        if "steps" in r:
+            line += f"  ({r['steps']} steps x {r['chains']} chains)"
         lines.append(line)
     return "\n".join(lines)
 

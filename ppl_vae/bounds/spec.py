@@ -19,8 +19,9 @@ entries, so a new estimator needs no change there.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -59,6 +60,9 @@ class Estimator:
     nats, so the bound-vs-K figure draws it. ``scores``: a column of ``scores.csv``.
     ``table``: its ``compare`` columns, "mean_se" (mean and standard error), "mean", or None.
     ``fmt``: how a "mean" cell is written in markdown. ``summaries``: derived rows.
+    ``settings``: for a ``source`` estimator, its options -> the fields its records carry to
+    say what was drawn (AIS: steps and chains), since K, the shared particles, does not apply;
+    ``options``: those given to this evaluation (``evaluate.with_options`` sets them).
     """
 
     name: str
@@ -73,6 +77,8 @@ class Estimator:
     table: str | None = "mean_se"
     fmt: str = "{:.2f}"
     summaries: tuple[Summary, ...] = ()
+    settings: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.title:
