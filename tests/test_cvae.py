@@ -59,3 +59,21 @@ def test_split_hides_the_rest_and_completions_keep_the_input():
         done = model.complete(cond)
         assert torch.equal(done[:, mask], x[:, mask])
         assert bool(((done[:, ~mask] >= 0) & (done[:, ~mask] <= 1)).all())
+
+
+def test_completions_picture_says_what_is_gray():
+    from ppl_vae.reports.label_pictures import completions, plot_completions
+
+    x = torch.bernoulli(torch.full((2, 784), 0.3))
+    cond = quadrant_split(Splits(x, x, x, image_shape=(1, 28, 28), binarize="static"), 1)
+    cond = cond.cond["test"]
+    shape = {"hidden": [16], "image_shape": (1, 28, 28)}
+    grid = completions(build_cvae(784, 4, **shape), x, cond, draws=2)
+    # the input column: hidden pixels gray (0.5); the given ones as they are
+    cell = grid[0, 2:30, 2:30].reshape(-1)
+    assert bool((cell[~given_mask(1)] == 0.5).all())
+    for baseline, fill in ((False, "z ~ p(z | x_in)"), (True, "E[x_out | x_in]")):
+        model = build_cvae(784, 4, baseline=baseline, **shape)
+        title = plot_completions(model, x, cond, draws=2).axes[0].get_title()
+        assert "Gray in the input: the quadrants hidden from the model" in title
+        assert "fills in" in title and fill in title

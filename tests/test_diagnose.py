@@ -239,6 +239,66 @@ def test_pictures_have_the_expected_sizes(tmp_path):
     assert width >= 2 * grid.shape[2] and height >= 2 * grid.shape[1]  # enlarged >= 2x
 
 
+def _kl_doc(active: list[int], units: int = 4) -> dict:
+    site = {"kl_per_unit": [0.5 + u for u in range(units)], "kl_per_unit_se": [0.0] * units}
+    site |= {"units": units, "active": active, "kl": 1.0, "active_units": len(active)}
+    return {"threshold": 0.01, "sites": {"z": site}}
+
+
+@pytest.mark.parametrize("active", [[0, 1, 2, 3], [0, 2], []])
+def test_kl_bars_and_their_legend_share_the_colours(active):
+    from matplotlib.colors import to_rgba
+
+    from ppl_vae.reports.latent_pictures import ACTIVE, INACTIVE, plot_kl_units
+
+    ax = plot_kl_units(_kl_doc(active)).axes[0]
+    swatches = {t.get_text(): h.get_facecolor() for t, h in zip(
+        ax.get_legend().get_texts(), ax.get_legend().legend_handles, strict=True
+    )}  # fmt: skip
+    n = len(active)
+    # with no unit in a group, its swatch still shows the group's colour
+    assert swatches[f"active ({n})"] == to_rgba(ACTIVE)
+    assert swatches[f"inactive ({4 - n})"] == to_rgba(INACTIVE) != to_rgba(ACTIVE)
+    bars = [p.get_facecolor() for p in ax.patches]
+    assert bars == [to_rgba(ACTIVE if u in active else INACTIVE) for u in range(4)]
+    assert all(t == int(t) for t in ax.get_xticks())  # whole units
+
+
+def _cluster_figure(n: int, k: int = 3):
+    from ppl_vae.reports.latent_pictures import plot_clusters
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % k
+    codes = 4.0 * torch.nn.functional.one_hot(labels, k).double() + torch.randn(n, k, generator=g)
+    assignment = ((labels + 1) % k).numpy()  # cluster a holds label a - 1
+    mapping = {str(a): (a - 1) % k for a in range(k)}
+    scores = {"k": k, "nmi": 1.0, "accuracy": 1.0, "mapping": mapping}
+    return plot_clusters(codes, assignment, labels, scores)
+
+
+def test_cluster_picture_has_legends_and_markers_sized_for_the_points():
+    few, many = _cluster_figure(200), _cluster_figure(2000)
+    size = {f: f.axes[0].collections[0].get_sizes()[0] for f in (few, many)}
+    assert size[few] >= 15 and size[many] <= 10 and size[few] > size[many]
+    by_cluster, by_label = few.axes[:2]
+    entries = [t.get_text() for t in by_cluster.get_legend().get_texts()]
+    assert entries == ["0 \u2192 2", "1 \u2192 0", "2 \u2192 1"]  # cluster -> matched label
+    assert [t.get_text() for t in by_label.get_legend().get_texts()] == ["0", "1", "2"]
+
+    # a cluster has the colour of its matched label: the panels agree where they should
+    def colours(ax):
+        legend = ax.get_legend()
+        return {
+            t.get_text().split()[-1]: tuple(h.get_facecolor()[0][:3])
+            for t, h in zip(legend.get_texts(), legend.legend_handles, strict=True)
+        }
+
+    of_label, of_cluster = colours(by_label), colours(by_cluster)  # keyed by matched label
+    assert of_cluster == of_label and len(set(of_label.values())) == 3
+    for ax in (by_cluster, by_label):  # the legend's dots do not shrink with the points
+        assert all(h.get_sizes()[0] >= 20 for h in ax.get_legend().legend_handles)
+
+
 def test_bad_input_is_said_and_skipped():
     x, model = _images(4), _dead_unit_model()
     doc = diagnose(model, DeadUnitGuide(flow=True), x, num_samples=20)

@@ -25,6 +25,7 @@ def test_diagnose_a_run_through_the_cli(tmp_path, data_root, capsys):
     capsys.readouterr()
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert 0 <= float(rows[-1]["active_units"]) <= 4 and float(rows[-1]["kl"]) > 0
+    assert rows[-1]["active_units"].isdigit()  # a count, written as one: 7, not 7.0
     assert main(["diagnose", str(run), "--subset", "100"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("active units ") and "k-means NMI" in out

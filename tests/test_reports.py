@@ -375,3 +375,91 @@ def test_labels_and_legends_do_not_repeat_themselves():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "validation"]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [f"run {i}" for i in range(8)]
     assert all(t == int(t) for t in ax.get_xticks())
+
+
+def _tick_texts(axis) -> list[str]:
+    axis.figure.canvas.draw()
+    return [t.get_text() for t in axis.get_majorticklabels() + axis.get_minorticklabels()]
+
+
+def test_bdmc_picture_says_its_steps_and_what_it_plots():
+    from matplotlib.ticker import NullLocator
+
+    from ppl_vae.reports.sandwich import plot_sandwich
+
+    g = np.random.default_rng(0)
+    rows = [
+        {
+            "steps": t,
+            "lower": (g.normal(size=6) - 1 / t).tolist(),
+            "upper": g.normal(size=6).tolist(),
+        }
+        for t in (3, 2, 10)
+    ]
+    fig = plot_sandwich(rows)
+    ax, gap_ax = fig.axes[:2]
+    # the step counts run, as plain integers: no "2x10^0" minor labels of a log axis
+    assert [t for t in _tick_texts(gap_ax.xaxis) if t] == ["2", "3", "10"]
+    assert isinstance(gap_ax.xaxis.get_minor_locator(), NullLocator)
+    label = ax.get_ylabel()
+    assert "midpoint of forward" in label and "reverse AIS at T = 10" in label
+    assert "final midpoint" not in label
+
+
+def test_k_axis_has_plain_integer_ticks():
+    from ppl_vae.reports.figures import figure, k_axis
+
+    fig, ((ax,),) = figure()
+    ax.plot([1, 2, 3, 5], [0, 1, 2, 3])
+    k_axis(ax, [1, 2, 3, 5])
+    texts = [t for t in _tick_texts(ax.xaxis) if t]
+    assert texts == ["1", "2", "3", "5"] and not any("10^" in t or "times" in t for t in texts)
+
+
+def test_khat_histogram_counts_whole_data_points():
+    import xarray as xr
+    from matplotlib.ticker import MaxNLocator
+
+    from ppl_vae.reports import RunResult
+    from ppl_vae.reports.plots import plot_khat
+
+    khat = xr.DataArray([0.1, 0.3, 0.45, 0.6, 0.8], dims=["datapoint"], name="khat")
+    res = RunResult(
+        "few", "diagonal", "elbo", "bernoulli",
+        estimates=[{"estimator": "elbo", "k": 50, "mean": -1.0, "stderr": 0.1, "n": 5}],
+        per_datapoint=xr.Dataset({"khat": khat}),
+    )  # fmt: skip
+    hist = plot_khat([res]).axes[0]
+    locator = hist.yaxis.get_major_locator()
+    assert isinstance(locator, MaxNLocator) and locator._integer
+    hist.figure.canvas.draw()
+    assert all(float(t) == int(t) for t in hist.get_yticks())  # 5 points: counts 0, 1, 2
+
+
+def test_short_training_curves_have_markers_and_long_ones_do_not():
+    from ppl_vae.reports.plots import FEW_POINTS, plot_training_curves
+
+    one = [{"epoch": 1.0, "train_elbo": -100.0, "valid_elbo": -101.0}]
+    fig = plot_training_curves({"quick": one})
+    ax = fig.axes[0]
+    assert "one epoch" in ax.get_title()
+    assert all(line.get_marker() not in ("", "None", None) for line in ax.get_lines())
+    assert all(h.get_marker() not in ("", "None") for h in ax.get_legend().legend_handles)
+    n = FEW_POINTS + 5
+    long = [{"epoch": float(e), "train_elbo": -e, "valid_elbo": -e - 1.0} for e in range(1, n)]
+    ax = plot_training_curves({"long": long}).axes[0]
+    assert "one epoch" not in ax.get_title()
+    assert all(line.get_marker() in ("", "None") for line in ax.get_lines())
+
+
+def test_latent_markers_grow_when_there_are_few_points():
+    from ppl_vae.reports.plots import plot_latent
+
+    g = np.random.default_rng(0)
+    sizes = {}
+    for n in (200, 10_000):
+        fig = plot_latent(g.normal(size=(n, 2)), g.integers(0, 3, n))
+        sizes[n] = fig.axes[0].collections[0].get_sizes()[0]
+        # the legend's dots do not shrink with the points
+        assert all(h.get_sizes()[0] >= 20 for h in fig.legends[0].legend_handles)
+    assert sizes[200] >= 15 > 5 >= sizes[10_000] >= 2

@@ -65,7 +65,7 @@ def analogies(model: Any, guide: Any, x: torch.Tensor, y: torch.Tensor | None) -
 
 @torch.no_grad()
 def completions(model: Any, x: torch.Tensor, cond: torch.Tensor, draws: int = 4, seed: int = 0):
-    """A grid: per row, the input (hidden pixels grey), the truth, and ``draws`` completions."""
+    """A grid: per row, the input (hidden pixels gray), the truth, and ``draws`` completions."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         made = [model.complete(cond) for _ in range(draws)]
@@ -115,16 +115,27 @@ def write_label_pictures(model, guide, x, out, labels=None, label=None, n=64, se
     return paths
 
 
+def plot_completions(model, x, cond, path=None, draws=4, seed=0):
+    """The completions grid as a figure whose title says what is gray (the pixels of the input
+    hidden from the model, ``cond == -1``) and what fills them in; returns the figure and,
+    given ``path``, writes it."""
+    from ..model.cvae import Baseline
+
+    cols = ["input", "truth", *[f"draw {i + 1}" for i in range(draws)]]
+    fill = (
+        "E[x_out | x_in]" if isinstance(model, Baseline) else "E[x_out | z, x_in], z ~ p(z | x_in)"
+    )
+    title = (
+        "Completions. Gray in the input: the quadrants hidden from the model,\n"
+        f"which each draw fills in with {fill} (the given part kept)"
+    )
+    return show_grid(completions(model, x, cond, draws, seed), title, path, cols=cols)
+
+
 def write_completions(model, x, cond, out, n=8, seed=0):
     """Writes ``completions.png``: ``n`` test images, their inputs and four completions."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "completions.png"
-    cols = ["input", "truth", *[f"draw {i + 1}" for i in range(4)]]
-    show_grid(
-        completions(model, x[:n], cond[:n], 4, seed),
-        "Completions: given part, truth, and E[x_out | z, x_in], z ~ p(z | x_in)",
-        path,
-        cols=cols,
-    )
+    plot_completions(model, x[:n], cond[:n], path, 4, seed)
     return {"completions": path}

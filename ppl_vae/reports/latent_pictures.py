@@ -20,7 +20,7 @@ import torch
 from ..core.contract import HasPrior, has
 from ..core.errors import InputError
 from ..layout import CLUSTERS_PNG, KL_UNITS_PNG, TRAVERSALS_PNG
-from .figures import figure, finish
+from .figures import figure, finish, marker_size
 from .pictures import decode, show_grid
 
 MAX_TRAVERSALS = 12  # rows of the traversal picture
@@ -28,6 +28,7 @@ MAX_POINTS = 2000  # points drawn in the cluster picture (the first ones; cluste
 STEPS = 11  # columns: t = -3, -2.4, ..., 3
 CLUSTER_SIZE = (5.0, 4.0)  # inches per panel of the cluster figure
 KL_SIZE = (8.0, 3.0)  # inches per site of the KL bar chart
+ACTIVE, INACTIVE = "C0", "0.7"  # bar colours of the KL chart
 
 
 def traversal_grid(
@@ -72,31 +73,69 @@ def project_2d(codes: torch.Tensor) -> tuple[np.ndarray, tuple[str, str]]:
     return PCA(2, random_state=0).fit_transform(z), ("PC 1 of E_q[z|x]", "PC 2 of E_q[z|x]")
 
 
+def _palette(n: int) -> list | None:
+    """``n`` distinct colours (tab10, or tab20 past 10), or None past 20: too many to name."""
+    from matplotlib import colormaps
+
+    if n > 20:
+        return None
+    return list(colormaps["tab10" if n <= 10 else "tab20"].colors[:n])
+
+
+def _scatter_groups(ax, points, groups, colours, names, title, size):
+    """One scatter per group with its colour and legend entry; past 20 groups, one scatter
+    on a continuous colour map with a colour bar instead of a legend."""
+    if colours is None:
+        art = ax.scatter(*points.T, c=groups, cmap="viridis", s=size, alpha=0.7, lw=0)
+        ax.figure.colorbar(art, ax=ax, label=title)
+        return
+    for g, colour, name in zip(np.unique(groups), colours, names, strict=True):
+        at = groups == g
+        ax.scatter(*points[at].T, color=colour, s=size, alpha=0.7, lw=0, label=name)
+    legend = ax.legend(fontsize="x-small", loc="best", title=title, ncols=2)
+    legend.get_title().set_fontsize("x-small")
+    for handle in legend.legend_handles:  # the legend's dots the same size at any n
+        handle.set_sizes([20.0])
+        handle.set_alpha(1.0)
+
+
 def plot_clusters(
     codes: torch.Tensor,
     assignment: np.ndarray,
     labels: torch.Tensor,
-    scores: dict[str, float],
+    scores: dict[str, Any],
     path: str | Path | None = None,
 ):
-    """Two panels of the codes in 2-D, coloured by k-means cluster and by label; the first
-    ``MAX_POINTS`` points are drawn (the projection and the scores use them all)."""
+    """Two panels of the codes in 2-D, coloured by label and by k-means cluster, each with a
+    legend; a cluster has the colour of the label it is matched to (``scores["mapping"]``,
+    as in ``diagnostics.json``), so that the two panels agree where the clustering does. The
+    first ``MAX_POINTS`` points are drawn (the projection and the scores use them all), their
+    markers sized for their number (``figures.marker_size``)."""
     points, names = project_2d(codes)
+    labels = np.asarray(labels.cpu().numpy() if torch.is_tensor(labels) else labels)
     points, assignment, labels = (a[:MAX_POINTS] for a in (points, assignment, labels))
+    size = marker_size(len(points))
+    classes = np.unique(labels)
+    palette = _palette(len(classes))
     fig, axes = figure(1, 2, *CLUSTER_SIZE)
-    colour = ((assignment, "k-means cluster"), (labels.cpu().numpy(), "label"))
-    for ax, (c, what) in zip(axes[0], colour, strict=True):
-        values = np.unique(c)
-        if what == "label" and len(values) <= 10:  # one colour per class, with a legend
-            for i, v in enumerate(values):
-                at = c == v
-                ax.scatter(*points[at].T, color=f"C{i}", s=3, alpha=0.6, lw=0, label=str(v))
-            ax.legend(fontsize="x-small", markerscale=3, loc="best", title="label", ncols=2)
-        else:
-            ax.scatter(points[:, 0], points[:, 1], c=c, cmap="tab10", s=3, alpha=0.6, lw=0)
+    by_label = (labels, palette, [str(v) for v in classes], "label")
+    clusters = np.unique(assignment)
+    mapping = {int(a): b for a, b in (scores.get("mapping") or {}).items()}
+    colour_of = dict(zip(classes.tolist(), palette or [], strict=False))
+    cluster_palette = _palette(len(clusters))
+    if cluster_palette is not None and all(mapping.get(int(a)) in colour_of for a in clusters):
+        cluster_palette = [colour_of[mapping[int(a)]] for a in clusters]
+        cluster_names = [f"{a} \u2192 {mapping[int(a)]}" for a in clusters]
+        cluster_title = "cluster \u2192 matched label"
+    else:
+        cluster_names, cluster_title = [str(a) for a in clusters], "cluster"
+    by_cluster = (assignment, cluster_palette, cluster_names, cluster_title)
+    for ax, (groups, colours, entries, what) in zip(axes[0], (by_cluster, by_label), strict=True):
+        _scatter_groups(ax, points, groups, colours, entries, what, size)
         ax.set_xlabel(names[0])
         ax.set_ylabel(names[1])
-        ax.set_title(f"coloured by {what}", fontsize="medium")
+    axes[0, 0].set_title("coloured by k-means cluster", fontsize="medium")
+    axes[0, 1].set_title("coloured by label", fontsize="medium")
     fig.suptitle(
         f"Posterior means, k-means with k = {scores['k']}: NMI {scores['nmi']:.3f}, "
         f"accuracy under the best matching {scores['accuracy']:.3f}",
@@ -108,6 +147,9 @@ def plot_clusters(
 def plot_kl_units(doc: dict[str, Any], path: str | Path | None = None):
     """Per latent site, KL_u per unit as bars (with error bars where estimated), the active
     units in colour and the inactive ones grey."""
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
     sites = {k: s for k, s in doc["sites"].items() if s["kl_per_unit"] is not None}
     if not sites:
         raise InputError("no latent site has a KL per unit to draw.")
@@ -117,10 +159,10 @@ def plot_kl_units(doc: dict[str, Any], path: str | Path | None = None):
         active[s["active"]] = True
         x = np.arange(len(kl))
         err = np.array(s["kl_per_unit_se"]) if any(s["kl_per_unit_se"]) else None
-        ax.bar(x[active], kl[active], color="C0", label=f"active ({active.sum()})")
-        ax.bar(x[~active], kl[~active], color="0.7", label=f"inactive ({(~active).sum()})")
+        ax.bar(x, kl, color=np.where(active, ACTIVE, INACTIVE).tolist())
         if err is not None:
             ax.errorbar(x, kl, yerr=err, fmt="none", ecolor="k", lw=0.8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # units are whole numbers
         ax.set_xlabel(f"unit of site '{name}'")
         ax.set_ylabel("KL(q(z_u|x) || p(z_u)), nats")
         ax.set_title(
@@ -128,7 +170,13 @@ def plot_kl_units(doc: dict[str, Any], path: str | Path | None = None):
             f"active (Var_x E_q[z_u|x] > {doc['threshold']})",
             fontsize="medium",
         )
-        ax.legend(fontsize="small")
+        # Drawn handles, not the bars': an empty group of bars would lend its entry the
+        # default colour, so "inactive (0)" came out in the active colour.
+        handles = [
+            Patch(color=ACTIVE, label=f"active ({active.sum()})"),
+            Patch(color=INACTIVE, label=f"inactive ({(~active).sum()})"),
+        ]
+        ax.legend(handles=handles, fontsize="small")
     return finish(fig, path)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from ..bounds.registry import ESTIMATORS, OPT_IN
 from ..bounds.spec import Estimator
 from ..layout import TRAINING_CURVES
-from .figures import KHAT_OK, figure, finish, k_axis, legend_below, plot_khat
+from .figures import KHAT_OK, figure, finish, k_axis, legend_below, marker_size, plot_khat
 from .tables import RunResult, gap
 
 __all__ = ["KHAT_OK", "plot_bound_vs_k", "plot_gap", "plot_khat", "plot_latent", "plot_scores"]
@@ -29,6 +29,7 @@ __all__ += ["plot_training_curves", "write_figures"]
 # with markers, one at K_max as a horizontal line; the names go into the panel's title.
 PER_K_STYLES = (("o", "solid"), ("s", "solid, squares"), ("^", "solid, triangles"))
 AT_K_MAX_STYLES = (("--", "dashed"), ("-.", "dash-dot"), ((0, (5, 1, 1, 1, 1, 1)), "dash-dot-dot"))
+FEW_POINTS = 10  # a training curve of at most this many points is drawn with markers
 
 
 def _bounds_drawn(results: Sequence[RunResult] = ()) -> list[tuple[Estimator, Any, str]]:
@@ -117,25 +118,33 @@ def plot_training_curves(
     curves: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path | None = None
 ):
     """Train (solid) and validation (dashed) ELBO per epoch, from rows of ``metrics.csv``
-    keyed by run label: one colour per run, named below the axes when there are several."""
+    keyed by run label: one colour per run, named below the axes when there are several. A
+    line of at most ``FEW_POINTS`` points has markers (a short run would otherwise be a dot
+    or a stub), and a run of one epoch says so in the title."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
     fig, ((ax,),) = figure()
     styles = (("train_elbo", "-", "o", "train"), ("valid_elbo", "--", "s", "validation"))
+    marked = False
     for i, rows in enumerate(curves.values()):
         for key, style, marker, _ in styles:
             pts = [(r["epoch"], r[key]) for r in rows if key in r]
             if pts:
+                few = len(pts) <= FEW_POINTS
+                marked |= few
                 ax.plot(
                     *zip(*pts, strict=True),
                     style,
-                    marker=marker,
+                    marker=marker if few else "",
                     color=f"C{i}",
                     fillstyle="none" if marker == "s" else "full",
                 )
     # One entry per line style and one per run, not one per line: 2 + n entries, not 2n.
-    kinds = [Line2D([], [], color="0.3", ls=st, marker=m, label=name) for _, st, m, name in styles]
+    kinds = [
+        Line2D([], [], color="0.3", ls=st, marker=m if marked else "", label=name)
+        for _, st, m, name in styles
+    ]
     for h in kinds[1:]:
         h.set_fillstyle("none")
     ax.legend(handles=kinds, fontsize="small")
@@ -146,10 +155,11 @@ def plot_training_curves(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("ELBO (nats per data point)")
+    note = " (one epoch)" if len(epochs) == 1 else ""
     if len(curves) == 1:
-        ax.set_title(f"Training curves: {next(iter(curves))}")
+        ax.set_title(f"Training curves: {next(iter(curves))}{note}")
     else:
-        ax.set_title("Training curves")
+        ax.set_title(f"Training curves{note}")
         runs = [Line2D([], [], color=f"C{i}", lw=3, label=lab) for i, lab in enumerate(curves)]
         legend_below(fig, handles=runs)
     return finish(fig, path)
@@ -163,16 +173,19 @@ def plot_latent(
 ):
     """Scatter of 2-D latent codes ``[N, 2]``, coloured by class label when given."""
     z2 = np.asarray(z2)
+    size = marker_size(len(z2))
     fig, ((ax,),) = figure(width=5.5, height=5.0)
     if labels is None:
-        ax.scatter(z2[:, 0], z2[:, 1], s=4, alpha=0.6)
+        ax.scatter(z2[:, 0], z2[:, 1], s=size, alpha=0.6)
     else:
         labels = np.asarray(labels)
         for c in np.unique(labels):
             m = labels == c
-            ax.scatter(z2[m, 0], z2[m, 1], s=4, alpha=0.6, label=str(c))
+            ax.scatter(z2[m, 0], z2[m, 1], s=size, alpha=0.6, label=str(c))
         # beside the axes: inside, ten classes cover a corner of the codes
-        fig.legend(title="label", fontsize="small", markerscale=3, loc="outside right upper")
+        legend = fig.legend(title="label", fontsize="small", loc="outside right upper")
+        for handle in legend.legend_handles:  # the legend's dots the same size at any n
+            handle.set_sizes([20.0])
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
     ax.set_title("Latent codes of test images")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .figures import figure, finish
+from .figures import figure, finish, log_ticks
 
 
 def plot_sandwich(rows: Sequence[dict], path: str | Path | None = None):
@@ -32,8 +32,9 @@ def plot_sandwich(rows: Sequence[dict], path: str | Path | None = None):
         ax.plot(idx, (ups[i] - mid)[order], "^", **kw)
     ax.axhline(0, color="k", lw=0.6)
     ax.set_yscale("symlog", linthresh=0.1)
-    ax.set_xlabel("simulated data point (sorted by final gap)")
-    ax.set_ylabel("bound - final midpoint, nats")
+    t_max = rows[-1]["steps"]
+    ax.set_xlabel(f"simulated data point (sorted by its gap at T = {t_max})")
+    ax.set_ylabel(f"bound minus the midpoint of forward\nand reverse AIS at T = {t_max} (nats)")
     ax.set_title("lower (v) and upper (^) bounds")
     ax.legend(fontsize=8, loc="upper left")
     steps = [r["steps"] for r in rows]
@@ -42,11 +43,11 @@ def plot_sandwich(rows: Sequence[dict], path: str | Path | None = None):
         gap_ax.plot(np.full(len(g), s), g, ".", color="0.6", ms=3, alpha=0.6)
     gap_ax.plot(steps, [g.mean() for g in gaps], "o-", color="C0", label="mean gap")
     gap_ax.axhline(1.0, color="k", ls=":", lw=1, label="1 nat")
-    gap_ax.set_xscale("log")
+    log_ticks(gap_ax, steps)  # the step counts run, as plain numbers
     gap_ax.axhline(0, color="k", lw=0.6)
     gap_ax.set_yscale("symlog", linthresh=0.01)
     gap_ax.set_xlabel("annealing steps T")
     gap_ax.set_ylabel("upper - lower, nats")
     gap_ax.set_title("BDMC gap per data point")
-    gap_ax.legend(loc="upper right", fontsize=8)
+    gap_ax.legend(loc="best", fontsize=8)
     return finish(fig, path)
