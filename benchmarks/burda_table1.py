@@ -166,7 +166,8 @@ def _run_cell(cell, args) -> dict:
 
     torch.set_num_threads(args.threads)
     out = Path(args.out) / cell_name(cell)
-    scored = out / f"burda_eval_K{args.eval_k}_n{args.test_size}.json"
+    # one score per length of training: a longer run of the same cell keeps the earlier stages'
+    scored = out / f"burda_eval_K{args.eval_k}_n{args.test_size}_e{args.epochs}.json"
     trained = train_cell(cell, args)
     run = trained["run"]
     if scored.is_file() and json.loads(scored.read_text()).get("epochs") == args.epochs:

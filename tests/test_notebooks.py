@@ -2,6 +2,9 @@
 stored in git without outputs."""
 
 import os
+import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,7 +13,8 @@ import pytest
 
 import ppl_vae
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 KERNEL = "ppl_vae_tests"
 
 
@@ -48,6 +52,38 @@ def kernel_manager_factory(tmp_path_factory):
     )
 
 
+def _not_ignored(paths: list[str]) -> list[str] | None:
+    """The paths (relative to the repository) that its ``.gitignore`` does not cover, whether or
+    not they exist; None where git cannot tell (no git, or not a clone)."""
+    git = shutil.which("git")
+    if git is None or not (REPO / ".git").exists():
+        return None
+    done = subprocess.run(
+        [git, "-C", str(REPO), "check-ignore", "--no-index", "--stdin"],
+        input="".join(f"{p}\n" for p in paths),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode in (0, 1), done.stderr  # 1: none of them is ignored
+    ignored = set(done.stdout.splitlines())
+    return [p for p in paths if p not in ignored]
+
+
+def _table_problems(markdown: str) -> list[str]:
+    """The rows of the markdown tables in ``markdown`` whose cell count differs from their
+    header's (an unescaped ``|`` in a cell) or that show an unknown ("?") cell."""
+    problems, width = [], None
+    for line in markdown.splitlines():
+        if not line.startswith("|"):
+            width = None
+            continue
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        width = len(cells) if width is None else width
+        if len(cells) != width or "?" in cells:
+            problems.append(line)
+    return problems
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_smoke_mode(
     path, data_root, kernel_manager_factory, tmp_path, monkeypatch
@@ -63,8 +99,12 @@ def test_notebook_runs_in_smoke_mode(
     nb = nbformat.read(path, as_version=4)
     probe = "import sys\nimport ppl_vae\nprint(sys.executable)\nprint(ppl_vae.__file__)"
     nb.cells.append(nbformat.v4.new_code_cell(probe))
+    # The repository's layout: the kernel starts in notebooks/, beside pyproject.toml.
+    (tmp_path / "pyproject.toml").touch()
+    here = tmp_path / "notebooks"
+    here.mkdir()
     client = NotebookClient(
-        nb, km=kernel_manager_factory(), timeout=300, resources={"metadata": {"path": tmp_path}}
+        nb, km=kernel_manager_factory(), timeout=300, resources={"metadata": {"path": here}}
     )
     client.execute()
     assert nb.cells[-1].outputs[0]["text"].split() == [sys.executable, ppl_vae.__file__]
@@ -72,6 +112,12 @@ def test_notebook_runs_in_smoke_mode(
     assert not [o for o in outputs if o["output_type"] == "error"]
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(figures) >= 2, "the notebook should show its figures and pictures inline"
-    assert os.listdir(tmp_path) in ([], ["runs"])  # writes only under its own runs/
+    tables = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
+    assert not [p for md in tables for p in _table_problems(md)]
+    # it writes only under the repository's runs/, which git ignores: `git status` stays clean
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    written = [f for f in files if f != "pyproject.toml"]
+    assert all(f.startswith("runs/notebooks/") for f in written), written
+    assert _not_ignored(written) in ([], None)
     if os.environ.get("PPL_VAE_KEEP_NOTEBOOKS"):  # to look at the executed notebooks
         nbformat.write(nb, Path(os.environ["PPL_VAE_KEEP_NOTEBOOKS"]) / path.name)

@@ -277,6 +277,11 @@ def _ks_in(row: Mapping[str, Any], name: str) -> list[int]:
 STALE_MARKS = {False: " (stale)", None: " (unverified)"}
 
 
+def _md_row(cells: Sequence[str]) -> str:
+    """One markdown table row; a ``|`` inside a cell (``log p(x | y)``) is escaped."""
+    return "| " + " | ".join(c.replace("|", r"\|") for c in cells) + " |"
+
+
 def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """A markdown table: mean ± standard error in one cell, K_max in the ELBO and ESS headers."""
     k_max = {r["k_max"] for r in rows}
@@ -289,7 +294,7 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     head = ["run", "guide", "objective", "likelihood", "N"] + [c.header for c in columns]
     latent = [v for v in LATENT_COLUMNS.values() if v[0] in rows[0]]
     head += [header for _, header, _ in latent]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 4 + "---:|" * (len(head) - 4)]
+    lines = [_md_row(head), "|" + "---|" * 4 + "---:|" * (len(head) - 4)]
     notes = []
     for r in rows:
         mark = STALE_MARKS.get(r.get("current", True), "")
@@ -301,7 +306,7 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
             plain = "" if math.isnan(mean) else c.fmt.format(mean)
             cells.append(_pm(r, c.key) if c.with_se else plain)
         cells += ["" if math.isnan(r[k]) else fmt.format(r[k]) for k, _, fmt in latent]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_md_row(cells))
     if notes:  # stale rows are marked and explained, never silently mixed in
         lines += ["", *notes]
     return "\n".join(lines) + "\n"
