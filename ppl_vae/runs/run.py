@@ -24,7 +24,7 @@ from ..training.checkpoint import load_weights
 from ..training.progress import say
 from ..training.svi import FitResult, fit
 from . import recipe as config
-from .build import build_data, build_parts, build_recipe_objective, check_recipe
+from .build import build_data, build_parts, build_recipe_objective, check_recipe, model_kind
 from .recipe import Recipe, load_recipe
 
 __all__ = ["Run", "RunDirError", "load_recipe", "load_run", "prepare_run_dir", "train_recipe"]
@@ -128,6 +128,9 @@ def train_recipe(
             config.save(recipe, out / RECIPE)
     # every train.* key is a keyword of fit
     train = {**dataclasses.asdict(recipe.train), "device": device, "progress": progress}
+    kind = model_kind(recipe)
+    if kind.epoch_metrics is not None:  # the kind's own figures per epoch (M1's accuracy)
+        train["epoch_metrics"] = kind.epoch_metrics(recipe, data, kind.resolve(recipe))
     result = fit(
         model, guide, data, **train, objective=objective, run_dir=out, resume=resume, world=world
     )

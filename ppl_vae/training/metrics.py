@@ -48,14 +48,16 @@ def epoch_row(
     log_latent: bool,
     board: TensorBoardLog | None,
     row_of: Callable[[dict[str, float]], dict[str, Any]],
+    extra: Callable[[Any, Any, Any], dict[str, float]] | None = None,
 ) -> Callable[[], dict[str, float]] | None:
     """``fit``'s per-epoch ``evaluate`` hook, or None when an epoch logs nothing beyond the
     training ELBO. Its row holds, in this order: ``valid_elbo`` (with a validation split), the
-    guide's ``epoch_metrics(data)`` (M2: ``test_accuracy``), and with ``log_latent`` the active
+    guide's ``epoch_metrics(data)`` (M2: ``test_accuracy``), ``extra(model, guide, data)``
+    (a model kind's own figures, M1's classifier on the codes), and with ``log_latent`` the active
     units and the KL (``analysis.watch``). With a ``board``, the full row (``row_of(row)``:
     epoch, step, train ELBO, ...), the KL per unit and prior samples go to TensorBoard."""
     valid = len(data.valid) > 0
-    if not valid and not log_latent and board is None:
+    if not valid and not log_latent and board is None and extra is None:
         return None
     # imported here: only train.log_latent and train.tensorboard need them
     from ..analysis.watch import epoch_latent, watch_points
@@ -71,6 +73,8 @@ def epoch_row(
             row["valid_elbo"] = estimate_elbo(model, guide, data.valid, eval_batch_size, 0, cond)
             if has(guide, EpochMetrics):
                 row.update(guide.epoch_metrics(data))
+        if extra is not None:
+            row.update(extra(model, guide, data))
         if x is None:
             return row
         latent, per_unit = epoch_latent(model, guide, x)

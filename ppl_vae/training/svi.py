@@ -78,6 +78,7 @@ def fit(
     lr_schedule_options: dict[str, Any] | None = None,
     log_latent: bool = False,
     tensorboard: bool = False,
+    epoch_metrics: Callable[[Any, Any, Any], dict[str, float]] | None = None,
 ) -> FitResult:
     """Trains ``model`` and ``guide`` with ``pyro.infer.SVI`` and Adam.
 
@@ -115,6 +116,9 @@ def fit(
             epoch's metrics, so that posterior collapse shows as it happens.
         tensorboard: also log each epoch's metrics, KL per unit and prior samples to
             ``run_dir/tensorboard`` (needs the optional ``tensorboard`` extra).
+        epoch_metrics: ``(model, guide, data) -> {name: value}``, more figures for each
+            epoch's metrics row (M1's classifier on the codes); keys that start with ``test_``
+            also go into ``summary.json``.
 
     A NaN or Inf loss raises TrainingDiverged naming the step and keeps the last checkpoint.
     Ctrl-C finishes the SVI step in progress, saves a checkpoint (with ``run_dir``) and raises
@@ -194,6 +198,7 @@ def fit(
                     log_latent=log_latent,
                     board=board,
                     row_of=loop.row,
+                    extra=epoch_metrics,
                 )
                 if main
                 else None,

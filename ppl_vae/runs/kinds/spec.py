@@ -68,6 +68,9 @@ class ModelKind:
             cannot be this kind's, or "" where it can (the guide gives q(z|x) of the prior's
             site from x alone, ``distribution(x)``).
         own_guides: True when ``check`` checks ``guide.name`` (it is not one of ``GUIDES``).
+        epoch_metrics: ``(recipe, data, options) -> hook``, the kind's own figures after each
+            epoch, ``hook(model, guide, data) -> {name: value}`` (M1: the classifier's
+            accuracy on the codes); passed to ``fit(epoch_metrics=...)``.
     """
 
     name: str
@@ -81,6 +84,7 @@ class ModelKind:
     takes_prior: bool = True
     no_guide_prior: str = ""
     own_guides: bool = False
+    epoch_metrics: Callable[[Recipe, Splits, dict[str, Any]], Callable[..., dict]] | None = None
 
     def resolve(self, recipe: Recipe, source: str = "the recipe") -> dict[str, Any]:
         """``model.options`` with this kind's defaults filled in; an unknown key is an error."""
