@@ -19,6 +19,9 @@ from . import __version__
 from .core.errors import UserError
 from .layout import RECIPE, SCORES_CSV
 
+# where `ppl-vae sample --label` looks for the reference classifier of label fidelity
+DEFAULT_REFERENCE = "runs/reference/mnist_convnet.pt"
+
 # The library is imported inside each command, so that `ppl-vae --help` does not wait for it.
 
 DESCRIPTION = """\
@@ -308,7 +311,13 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
         "--label",
         type=int,
         help="runs with labels (m2, conditional): samples of this class, beside the analogies "
-        "figure (one style z, every class y)",
+        "figure (one style z, every class y), and their label fidelity under --reference",
+    )
+    p.add_argument(
+        "--reference",
+        default=DEFAULT_REFERENCE,
+        help="with --label: the reference classifier that reads 1,000 samples of the class "
+        f"(default: {DEFAULT_REFERENCE}; made by benchmarks/reference_classifier.py)",
     )
 
 
@@ -325,7 +334,22 @@ def _sample(a: argparse.Namespace) -> int:
         seed=a.seed,
         device=a.device,
         data_dir=a.data_dir,
+        reference=a.reference if a.label is not None and Path(a.reference).is_file() else None,
     )
+    if a.label is not None and "label_fidelity" not in paths:
+        print(
+            f"ppl-vae sample: label fidelity skipped: no reference classifier at {a.reference} "
+            f"(train one: python benchmarks/reference_classifier.py --out {a.reference})",
+            file=sys.stderr,
+        )
+    elif a.label is not None:
+        f = json.loads(Path(paths["label_fidelity"]).read_text())
+        print(
+            f"label fidelity: {f['fidelity']:.3f} ± {f['stderr']:.3f} of {f['n']} samples of "
+            f"class {a.label} read as {a.label} by the reference classifier (its test accuracy "
+            f"{f['reference_test_accuracy']:.4f})",
+            file=sys.stderr,
+        )
     print(json.dumps({k: str(v) for k, v in paths.items()}))
     return 0
 

@@ -156,3 +156,43 @@ def test_the_measurement_script_tabulates_every_cell(tmp_path, data_root, monkey
     assert len(doc["rows"]) == 4 and {r["draw"] for r in doc["rows"]} == {0, 1}
     assert all(0 <= r["test_accuracy"] <= 1 for r in doc["rows"])
     assert "| 20 | knn |" in capsys.readouterr().out
+
+
+# --- M1 + M2: M2 on a trained M1's codes -----------------------------------------------------
+
+M1M2 = str(MODELS / "mnist_m1m2.toml")
+
+
+def test_m1m2_learns_on_the_m1_runs_codes(tmp_path):
+    from ppl_vae import load_run
+    from ppl_vae.runs.kinds.m1m2 import encode_splits
+
+    m1 = tmp_path / "m1"
+    assert main(["train", RECIPE, "--out", str(m1), *SMOKE, "--set", "data.labels=20"]) == 0
+    run = tmp_path / "m1m2"
+    sets = ["--set", f'model.options.m1_run="{m1}"', "--set", "data.labels=20"]
+    assert main(["train", M1M2, "--out", str(run), *SMOKE, *sets]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert 0 <= summary["test_accuracy"] <= 1
+    # every split is the M1 guide's posterior means of the images it scores
+    trained, coded = load_run(m1), load_run(run).data
+    with torch.no_grad():
+        want = trained.guide.distribution(trained.data.test).mean
+    torch.testing.assert_close(coded.test, want, rtol=1e-6, atol=1e-6)
+    assert coded.train.shape[1] == 50 and coded.image_shape is None
+    again = encode_splits(m1, trained.data)  # the M1 run's own images: the same splits
+    torch.testing.assert_close(again.valid, coded.valid, rtol=0, atol=0)
+
+
+def test_m1m2_needs_a_trained_m1_and_a_gaussian_likelihood(tmp_path):
+    table = {"name": "r", "data": {"name": "mnist", "labels": 100}}
+    table["objective"] = {"name": "semi_supervised"}
+    table["model"] = {"name": "m1m2", "likelihood": "gaussian"}
+    table["model"]["options"] = {"m1_run": str(tmp_path / "none")}
+    with pytest.raises(RecipeError, match=r"m1_run.*no checkpoint\.pt there; train one first"):
+        check_recipe(config.from_dict(table))
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / "checkpoint.pt").write_bytes(b"")
+    table["model"]["likelihood"] = "bernoulli"
+    with pytest.raises(RecipeError, match="model.likelihood = 'gaussian'"):
+        check_recipe(config.from_dict(table))
