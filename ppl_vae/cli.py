@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .core.errors import UserError
+from .core.threads import using_threads
 from .layout import RECIPE, SCORES_CSV
 
 # where `ppl-vae sample --label` looks for the reference classifier of label fidelity
@@ -41,6 +42,15 @@ $PPL_VAE_DATA, else ./data."""
 
 SPLITS = ["train", "valid", "test"]
 PACKAGE = Path(__file__).resolve().parent
+
+
+def _threads_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--threads",
+        type=int,
+        help=f"torch's intra-op threads for {what} (default: torch's, one per core); on a "
+        "machine shared with other jobs, 1 is much faster (docs/performance.md)",
+    )
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -76,6 +86,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         help="cpu, cuda[:i] or auto, a GPU if there is one (sets train.device; default: the "
         "recipe's)",
     )
+    _threads_arg(p, "training (sets train.threads)")
 
 
 def _resumable_recipe(run: Path, overrides: list[str]):
@@ -101,6 +112,8 @@ def _train(a: argparse.Namespace) -> int:
 
     if a.device:
         a.overrides.append(f"train.device={a.device}")
+    if a.threads is not None:
+        a.overrides.append(f"train.threads={a.threads}")
     if a.resume:
         recipe, out = _resumable_recipe(Path(a.resume), a.overrides), a.resume
         source = str(Path(a.resume) / RECIPE)
@@ -202,6 +215,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         help="score the checkpoint of a run that is still training, as of now; the results go "
         "into RUN/eval_step<S> (S: the step scored), not beside the run's final ones",
     )
+    _threads_arg(p, "the evaluation")
 
 
 def _ais_options(a: argparse.Namespace, show: bool) -> dict | None:
@@ -319,6 +333,7 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
         help="with --label: the reference classifier that reads 1,000 samples of the class "
         f"(default: {DEFAULT_REFERENCE}; made by benchmarks/reference_classifier.py)",
     )
+    _threads_arg(p, "the pictures")
 
 
 def _sample(a: argparse.Namespace) -> int:
@@ -393,6 +408,7 @@ def _bdmc_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-progress", action="store_true", help="print nothing while it runs, only the results"
     )
+    _threads_arg(p, "BDMC")
 
 
 def _bdmc(a: argparse.Namespace) -> int:
@@ -450,6 +466,7 @@ def _diagnose_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="data root (default: $PPL_VAE_DATA, else ./data)")
     p.add_argument("--out", help="where diagnostics.json and pictures/ go (default: RUN)")
     p.add_argument("--json", action="store_true", help="print diagnostics.json")
+    _threads_arg(p, "the diagnostics")
 
 
 def _diagnose(a: argparse.Namespace) -> int:
@@ -519,7 +536,9 @@ def main(argv: list[str] | None = None) -> int:
 
     keep_freed_memory()  # CPU tensors are reused instead of re-faulted (ppl_vae._malloc)
     try:
-        with _warnings_as_lines(a.command):
+        # train sets train.threads, which fit applies; the others run in these threads
+        threads = 0 if a.command == "train" else (getattr(a, "threads", None) or 0)
+        with _warnings_as_lines(a.command), using_threads(threads):
             return COMMANDS[a.command][1](a)
     except UserError as e:
         print(f"ppl-vae {a.command}: error: {e}", file=sys.stderr)

@@ -106,6 +106,7 @@ class TrainConfig:
     lr_schedule_options: dict[str, Any] = field(default_factory=dict)
     log_latent: bool = False  # metrics.csv gains active units and KL per epoch
     tensorboard: bool = False  # also log to RUN/tensorboard (the optional tensorboard extra)
+    threads: int = 0  # torch's intra-op threads while training; 0: torch's default (all cores)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pyro.infer.util import is_validation_enabled
 from ..core.contract import BeginsEpoch, has
 from ..core.errors import InputError
 from ..core.registry import lookup
+from ..core.threads import in_threads
 from ..core.tracing import settle_plate_nesting
 from ..data import Splits
 from ..distributed import SINGLE, World, broadcast_parameters, resolve_device
@@ -52,6 +53,7 @@ class FitResult:
     steps: int = 0
 
 
+@in_threads
 def fit(
     model: Callable,
     guide: Callable,
@@ -79,6 +81,7 @@ def fit(
     log_latent: bool = False,
     tensorboard: bool = False,
     epoch_metrics: Callable[[Any, Any, Any], dict[str, float]] | None = None,
+    threads: int = 0,
 ) -> FitResult:
     """Trains ``model`` and ``guide`` with ``pyro.infer.SVI`` and Adam.
 
@@ -116,6 +119,9 @@ def fit(
             epoch's metrics, so that posterior collapse shows as it happens.
         tensorboard: also log each epoch's metrics, KL per unit and prior samples to
             ``run_dir/tensorboard`` (needs the optional ``tensorboard`` extra).
+        threads: torch's intra-op threads while it trains (``torch.set_num_threads``; the
+            previous count comes back after); 0 leaves torch's default. One thread per job is
+            the fast choice when jobs share a machine (docs/performance.md).
         epoch_metrics: ``(model, guide, data) -> {name: value}``, more figures for each
             epoch's metrics row (M1's classifier on the codes); keys that start with ``test_``
             also go into ``summary.json``.
