@@ -26,7 +26,7 @@ from pathlib import Path
 from _train_eval import REPO, train_or_resume
 
 RECIPE = REPO / "models" / "mnist_m1.toml"
-CLASSIFIERS = ("logistic", "svm", "knn")
+CLASSIFIERS = ("logistic", "svm", "knn", "label_spreading")
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:

@@ -85,6 +85,33 @@ def test_codes_that_carry_the_class_beat_pixels_that_hide_it():
     assert codes(_ClassCode(), x[:5]).shape == (5, 1)
 
 
+class _Identity(torch.nn.Module):
+    """A guide stand-in whose code is x itself."""
+
+    def forward(self, x):
+        import pyro
+        import pyro.distributions as dist
+
+        with pyro.plate("data", x.shape[0]):
+            return pyro.sample("z", dist.Normal(x, 1e-3).to_event(1))
+
+
+def test_label_spreading_reads_the_unlabelled_codes():
+    """Two rings, one labelled point on each: no line through two points separates them, and
+    spreading the labels along the rings of unlabelled codes does."""
+    g = torch.Generator().manual_seed(0)
+    angle = torch.rand(600, generator=g) * 2 * torch.pi
+    y = torch.arange(600) % 2
+    radius = 1.0 + 2.0 * y + 0.05 * torch.randn(600, generator=g)
+    x = torch.stack([radius * angle.cos(), radius * angle.sin()], 1)
+    lab = torch.tensor([0, 1])
+    test = Splits(x, x[:0], x[300:], labels={"test": y[300:]})
+    alone = CodeAccuracy("logistic", {}, x[lab], y[lab])(None, _Identity(), test)
+    far = {"alpha": 0.99}  # little clamping: the labels travel along the whole ring
+    spread = CodeAccuracy("label_spreading", far, x[lab], y[lab], x[2:300])(None, _Identity(), test)
+    assert alone["test_accuracy"] < 0.8 and spread["test_accuracy"] > 0.99
+
+
 def test_the_recipe_trains_end_to_end(tmp_path):
     run = tmp_path / "m1"
     args = ["train", RECIPE, "--out", str(run), *SMOKE, "--set", "data.labels=20"]
@@ -119,7 +146,7 @@ def test_more_labels_than_the_split_holds(tmp_path, capsys):
 
 
 def test_unknown_classifier_and_bad_keywords():
-    with pytest.raises(RecipeError, match=r"'forest' is not a classifier.*knn, logistic, svm"):
+    with pytest.raises(RecipeError, match=r"'forest' is not a classifier.*knn, label_spreading"):
         check_recipe(_recipe(classifier="forest"))
     with pytest.raises(RecipeError, match=r"classifier_options.*'svm'.*bogus"):
         check_recipe(_recipe(classifier="svm", classifier_options={"bogus": 1}))
@@ -127,7 +154,7 @@ def test_unknown_classifier_and_bad_keywords():
         build_classifier("logistc")
     with pytest.raises(InputError, match="needs labelled points"):
         CodeAccuracy("logistic", {}, torch.zeros(0, 3), torch.zeros(0))
-    assert set(CLASSIFIERS) == {"logistic", "svm", "knn"}
+    assert set(CLASSIFIERS) == {"logistic", "svm", "knn", "label_spreading"}
     check_recipe(_recipe(classifier="knn", classifier_options={"n_neighbors": 5}))
 
 

@@ -9,6 +9,8 @@ classifier on the raw pixels of the same labelled points is the baseline M1 has 
 fixed, seeded binarization of their gray values, as the test split is.
 
 ``CLASSIFIERS`` maps ``model.options.classifier`` to a scikit-learn estimator; one line each.
+The supervised ones see the labelled codes alone; ``label_spreading`` (``SEMI_SUPERVISED``)
+also reads the codes of the unlabelled training images, as Kingma et al.'s M1 + TSVM does.
 
 References: Kingma, Rezende, Mohamed & Welling (2014), Semi-supervised Learning with Deep
 Generative Models, NeurIPS (M1: section 2.1).
@@ -47,8 +49,23 @@ def _knn(**options: Any) -> Any:
     return KNeighborsClassifier(**{"n_neighbors": 3, **options})
 
 
+def _label_spreading(**options: Any) -> Any:
+    from sklearn.semi_supervised import LabelSpreading
+
+    defaults = {"kernel": "knn", "n_neighbors": 20, "alpha": 0.2, "max_iter": 100}
+    return LabelSpreading(**{**defaults, **options})
+
+
 # model.options.classifier -> (options -> an unfitted scikit-learn classifier)
-CLASSIFIERS: dict[str, Callable[..., Any]] = {"logistic": _logistic, "svm": _svm, "knn": _knn}
+CLASSIFIERS: dict[str, Callable[..., Any]] = {
+    "logistic": _logistic,
+    "svm": _svm,
+    "knn": _knn,
+    "label_spreading": _label_spreading,
+}
+# those that also read the unlabelled training points (label -1), transductively, as Kingma et
+# al.'s M1 + TSVM does: label spreading over a k-nearest-neighbour graph of all the codes
+SEMI_SUPERVISED = {"label_spreading"}
 
 
 def build_classifier(name: str, options: Mapping[str, Any] | None = None) -> Any:
@@ -103,6 +120,7 @@ class CodeAccuracy:
     options: Mapping[str, Any]
     x_labelled: torch.Tensor
     y_labelled: torch.Tensor
+    x_unlabelled: torch.Tensor | None = None  # read by SEMI_SUPERVISED classifiers only
     _pixels: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -113,11 +131,20 @@ class CodeAccuracy:
                 f"{len(self.y_labelled)} labels given; set data.labels to a positive number."
             )
 
-    def fit_codes(self, guide: Callable) -> Any:
-        """The classifier fit on the labelled points' codes."""
+    def _fit(self, features: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+        """The classifier fit on ``features`` of the labelled points (and, for a
+        semi-supervised one, of the unlabelled ones, labelled -1)."""
         clf = build_classifier(self.classifier, self.options)
-        clf.fit(codes(guide, self.x_labelled).cpu().numpy(), self.y_labelled.cpu().numpy())
+        x, y = features(self.x_labelled), self.y_labelled.cpu()
+        if self.classifier in SEMI_SUPERVISED and self.x_unlabelled is not None:
+            rest = features(self.x_unlabelled)
+            x, y = torch.cat([x, rest]), torch.cat([y, y.new_full((len(rest),), -1)])
+        clf.fit(x.cpu().double().numpy(), y.numpy())
         return clf
+
+    def fit_codes(self, guide: Callable) -> Any:
+        """The classifier fit on the training points' codes."""
+        return self._fit(lambda x: codes(guide, x))
 
     def __call__(self, model: Any, guide: Callable, data: Any) -> dict[str, float]:
         with torch.no_grad():
@@ -129,8 +156,7 @@ class CodeAccuracy:
                 if y is not None and len(x):
                     row[f"{split}_accuracy"] = accuracy(clf, codes(guide, x), y)
         if self._pixels is None and data.labels.get("test") is not None:
-            pixels = build_classifier(self.classifier, self.options)
-            pixels.fit(self.x_labelled.cpu().double().numpy(), self.y_labelled.cpu().numpy())
+            pixels = self._fit(lambda x: x)
             self._pixels = accuracy(pixels, data.test.double(), data.labels["test"])
         if self._pixels is not None:
             row["test_accuracy_pixels"] = self._pixels

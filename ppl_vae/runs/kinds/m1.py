@@ -8,7 +8,8 @@ and ``valid_accuracy`` go into ``metrics.csv`` (a learning curve), ``test_accura
 epoch and ``test_accuracy_pixels`` (the same classifier on the labelled points' pixels, the
 baseline) into ``summary.json``.
 
-``model.options``: ``classifier`` (``logistic``, ``svm`` or ``knn``: ``CLASSIFIERS``),
+``model.options``: ``classifier`` (``logistic``, ``svm``, ``knn``, or ``label_spreading``,
+which also reads the unlabelled training codes: ``CLASSIFIERS``),
 ``classifier_options`` (its scikit-learn keywords) and ``num_classes``. The labelled points are
 ``data.labels`` per-class-balanced points drawn with ``data.label_seed`` (as for M2).
 """
@@ -17,7 +18,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...analysis.code_classifier import CLASSIFIERS, CodeAccuracy, build_classifier, fixed_bits
+import torch
+
+from ...analysis.code_classifier import (
+    CLASSIFIERS,
+    SEMI_SUPERVISED,
+    CodeAccuracy,
+    build_classifier,
+    fixed_bits,
+)
 from ...core.errors import DataError, InputError, RecipeError
 from ...data import Splits
 from ...data.labels import labelled_subset
@@ -35,7 +44,7 @@ def m1_check(recipe: Recipe, source: str) -> None:
         raise RecipeError(
             f"{source}: model.options.classifier = {options['classifier']!r} is not a "
             f"classifier here; choose one of {', '.join(sorted(CLASSIFIERS))} (scikit-learn's "
-            f"LogisticRegression, SVC, KNeighborsClassifier)."
+            f"LogisticRegression, SVC, KNeighborsClassifier, LabelSpreading)."
         )
     try:
         build_classifier(options["classifier"], options["classifier_options"])
@@ -59,13 +68,15 @@ def m1_metrics(recipe: Recipe, data: Splits, options: dict[str, Any]) -> CodeAcc
             "labelled dataset (data.name = 'mnist' or 'fashion_mnist')."
         )
     d = recipe.data
-    keep = (
-        slice(None)
-        if d.labels == "all"
-        else labelled_subset(y, d.labels, d.label_seed, options["num_classes"])
-    )
-    x = fixed_bits(data.train[keep], data.binarize, d.label_seed)
-    return CodeAccuracy(options["classifier"], options["classifier_options"], x, y[keep])
+    name = options["classifier"]
+    if d.labels == "all":
+        keep = torch.ones(len(y), dtype=torch.bool)
+    else:
+        keep = torch.zeros(len(y), dtype=torch.bool)
+        keep[labelled_subset(y, d.labels, d.label_seed, options["num_classes"])] = True
+    x = fixed_bits(data.train, data.binarize, d.label_seed)
+    rest = x[~keep] if name in SEMI_SUPERVISED else None
+    return CodeAccuracy(name, options["classifier_options"], x[keep], y[keep], rest)
 
 
 KIND = ModelKind(
