@@ -4,8 +4,8 @@ and label draws, with test accuracy per epoch (the learning curve) and at the en
 Trains (or resumes) ``models/mnist_m1m2.toml`` once per ``--labels`` count and draw
 (``data.label_seed`` = ``train.seed`` = draw) into ``OUT/m1m2_l<labels>_d<draw>``, on the codes
 of the M1 run ``--m1-run`` (``benchmarks/m1_mnist.py`` trains one). Prints a markdown table
-(mean ± standard error over the draws) and writes ``OUT/m1m2_table.json`` with each run's
-accuracy by epoch.
+(mean ± standard error over the draws) and writes ``OUT/m1m2_table_d<first draw>.json`` with
+each run's accuracy by epoch.
 
     OMP_NUM_THREADS=1 python benchmarks/m1m2_mnist.py --m1-run runs/m1/mnist_m1 --labels 100 1000
     python benchmarks/m1m2_mnist.py --m1-run /tmp/m1/mnist_m1 --labels 20 --draws 1 --epochs 1 \\
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--m1-run", required=True, help="the trained M1 run whose codes M2 learns on")
     p.add_argument("--labels", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--draws", type=int, default=3)
+    p.add_argument("--first-draw", type=int, default=0, help="draws first-draw, ... (resume)")
     p.add_argument("--epochs", type=int, default=0, help="override train.epochs (0: recipe's)")
     p.add_argument("--subset", type=int, default=0)
     p.add_argument("--out", default="runs/m1m2")
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     m1 = Path(a.m1_run).resolve()
     runs = []
     for labels in a.labels:
-        for draw in range(a.draws):
+        for draw in range(a.first_draw, a.first_draw + a.draws):
             out = Path(a.out) / f"m1m2_l{labels}_d{draw}"
             sets = [f'model.options.m1_run="{m1}"', f"data.labels={labels}"]
             sets += [f"data.label_seed={draw}", f"train.seed={draw}", f"data.subset={a.subset}"]
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
             print(json.dumps({k: v for k, v in runs[-1].items() if k != "curve"}), flush=True)
-    (Path(a.out) / "m1m2_table.json").write_text(json.dumps({"m1_run": str(m1), "runs": runs}))
+    doc = {"m1_run": str(m1), "runs": runs}
+    (Path(a.out) / f"m1m2_table_d{a.first_draw}.json").write_text(json.dumps(doc))
     lines = ["| labels | M1 + M2 test accuracy | draws | epochs |", "|---:|---:|---|---:|"]
     for labels in a.labels:
         acc = [r["test_accuracy"] for r in runs if r["labels"] == labels]
