@@ -62,6 +62,29 @@ def fidelity_of(run, net, seed: int) -> dict:
     }
 
 
+def figure(runs, rows, path: str, seed: int, per: int = 10) -> None:
+    """One panel per run: a row per class y = 0..9 of ``per`` samples E[x | y, z]."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.2 * len(runs), 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    for i, (run, row) in enumerate(zip(runs, rows, strict=True)):
+        ax = fig.add_subplot(1, len(runs), i + 1)
+        grid = torch.cat([class_images(run, c, per, seed).reshape(per, 28, 28) for c in range(10)])
+        grid = grid.reshape(10, per, 28, 28).permute(0, 2, 1, 3).reshape(280, 28 * per)
+        ax.imshow(grid.cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_yticks([14 + 28 * c for c in range(10)], [str(c) for c in range(10)])
+        ax.set_xticks([])
+        ax.set_ylabel("asked class y")
+        ax.set_title(f"{row['kind']}: fidelity {row['fidelity']:.2f}", fontsize="medium")
+    fig.suptitle(
+        "Samples of each asked class (rows), read by the reference classifier", fontsize="medium"
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+")
@@ -69,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir")
     p.add_argument("--json", help="also write the records here")
+    p.add_argument("--figure", help="also draw 10 samples of each class per run into this PNG")
     a = p.parse_args(argv)
 
     from ppl_vae.analysis.fidelity import load_reference
@@ -92,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['run']} | {r['kind']} | {r['fidelity']:.3f} ± {r['stderr']:.3f} | {per} |"
         )
     print("\n".join(lines))
+    if a.figure:
+        figure([load_run(path, a.data_dir) for path in a.runs], rows, a.figure, a.seed)
     if a.json:
         Path(a.json).write_text(
             json.dumps({"reference_accuracy": accuracy, "rows": rows}, indent=1)
