@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,7 @@ def seconds_per_epoch(out: Path, cell) -> float | None:
         return None
     with open(path) as f:
         rows = [float(r["seconds"]) for r in csv.DictReader(f)]
-    return sum(rows) / len(rows) if rows else None
+    return statistics.median(rows) if rows else None  # the median: a paused epoch stands out
 
 
 def figure(scores: dict, path: str, k: int) -> None:
