@@ -17,7 +17,13 @@ from ppl_vae.runs import recipe as config
 @pytest.mark.parametrize("recipe", sorted(MODELS.glob("*.toml")), ids=lambda p: p.stem)
 def test_every_recipe_trains_through_the_cli(recipe, tmp_path, data_root, capsys):
     out = tmp_path / "run"
-    assert main(["train", str(recipe), "--out", str(out), *SMOKE]) == 0
+    extra = []
+    if config.load(recipe).model.name == "m1m2":  # M2 on the codes of a trained M1 run
+        m1 = tmp_path / "m1"
+        assert main(["train", str(MODELS / "mnist_m1.toml"), "--out", str(m1), *SMOKE]) == 0
+        capsys.readouterr()
+        extra = ["--set", f'model.options.m1_run="{m1}"']
+    assert main(["train", str(recipe), "--out", str(out), *SMOKE, *extra]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 3 and summary["test_elbo"] < 0
     assert config.load(out / "recipe.toml").data.subset == 200

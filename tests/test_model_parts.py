@@ -141,7 +141,7 @@ def test_capabilities_of_the_built_in_parts():
 
 
 def test_every_kind_is_one_spec_with_its_options():
-    assert sorted(MODEL_KINDS) == ["conditional", "cvae", "hierarchical", "m1", "m2", "vae"]
+    assert sorted(MODEL_KINDS) == ["conditional", "cvae", "hierarchical", "m1", "m1m2", "m2", "vae"]
     for name, kind in MODEL_KINDS.items():
         assert kind.name == name and callable(kind.parts) and kind.description
     recipe = from_dict({"model": {"name": "m2", "options": {"num_classes": 4}}})
