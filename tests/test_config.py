@@ -72,3 +72,14 @@ def test_the_one_checker_reads_types_as_toml_writes_them():
         check_value("big", float | None, "k", "r.toml")
     with pytest.raises(ValueError, match=r"key 'k' must be of type int, got True"):
         check_value(True, int, "k")
+
+
+def test_every_recipe_is_in_the_docs_table():
+    """docs/recipes.md's table names each recipe (the per-guide ones by their pattern)."""
+    table = (MODELS.parent / "docs" / "recipes.md").read_text()
+    missing = [
+        p.name
+        for p in sorted(MODELS.glob("*.toml"))
+        if f"`{p.name}`" not in table and not p.stem.startswith("mnist_guide_")
+    ]
+    assert not missing, f"recipes missing from docs/recipes.md: {missing}"
