@@ -17,31 +17,14 @@ import statistics
 import time
 from pathlib import Path
 
-import pyro
 import torch
-from pyro.infer import SVI
+from objective_step_time import step_ms
 
 import ppl_vae as pv
-from ppl_vae import build_objective
-from ppl_vae.model.checks import checked_once
 from ppl_vae.runs import recipe as config
 from ppl_vae.runs.build import build_data, build_parts
-from ppl_vae.training.optim import adam
 
 RECIPE = Path(__file__).resolve().parents[1] / "models" / "mnist_bernoulli_mlp.toml"
-
-
-def step_ms(recipe, data, x, batch: int, steps: int) -> float:
-    pyro.clear_param_store()
-    pyro.set_rng_seed(0)
-    model, guide = build_parts(recipe, data)
-    svi = SVI(model, guide, adam(1e-3), build_objective("elbo", 1))
-    with checked_once(model, x):
-        svi.step(x[:batch])  # untimed: Pyro's plate-nesting guess
-        t0 = time.perf_counter()
-        for i in range(steps):
-            svi.step(x[i * batch : (i + 1) * batch])
-    return (time.perf_counter() - t0) / steps * 1000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(threads)
             for batch in (20, 128):
                 times.setdefault(f"batch{batch}_t{threads}", []).append(
-                    step_ms(recipe, data, x, batch, a.steps)
+                    step_ms("elbo", 1, recipe, data, x, a.steps, batch)
                 )
             t0 = time.perf_counter()
             pv.evaluate(model, guide, data.test[:100], [1000], khat=False)

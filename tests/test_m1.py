@@ -146,7 +146,7 @@ def test_more_labels_than_the_split_holds(tmp_path, capsys):
 
 
 def test_unknown_classifier_and_bad_keywords():
-    with pytest.raises(RecipeError, match=r"'forest' is not a classifier.*knn, label_spreading"):
+    with pytest.raises(RecipeError, match=r"unknown classifier 'forest'.*knn, label_spreading"):
         check_recipe(_recipe(classifier="forest"))
     with pytest.raises(RecipeError, match=r"classifier_options.*'svm'.*bogus"):
         check_recipe(_recipe(classifier="svm", classifier_options={"bogus": 1}))

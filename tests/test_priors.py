@@ -164,15 +164,20 @@ def test_bounds_are_ordered_and_iwae_reaches_log_p(name):
             assert (iwae_2000 - log_p).mean().abs() < Z * se.pow(2).sum().sqrt() / len(x)
 
 
+def assert_ais_unbiased(model, x, log_p, chains: int = 1000) -> None:
+    """AIS from the prior: its weights w / p(x) average to 1 within Z standard errors."""
+    res = ais(model, None, x, 30, chains, start="prior", schedule="linear", num_leapfrog=3)
+    w = torch.exp(res.log_w - log_p)
+    assert ((w.mean(0) - 1).abs() < Z * w.std(0) / math.sqrt(chains)).all()
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_ais_from_the_prior_is_unbiased_in_p(name):
     _, model, _, answers = CASES[name]()
     x, _ = simulate(model, 2)
     with torch.no_grad():
         log_p, _ = answers(x)
-    res = ais(model, None, x, 30, 1000, start="prior", schedule="linear", num_leapfrog=3)
-    w = torch.exp(res.log_w - log_p)
-    assert ((w.mean(0) - 1).abs() < Z * w.std(0) / math.sqrt(1000)).all()
+    assert_ais_unbiased(model, x, log_p)
 
 
 def test_vamp_is_the_mixture_of_its_guide_at_the_pseudo_inputs():
@@ -454,9 +459,7 @@ def test_the_hierarchical_top_vamp_against_its_closed_form():
     x, _ = simulate(model, 3)
     with torch.no_grad():
         truth, _ = log_p(x)
-    res = ais(model, None, x, 30, 1000, start="prior", schedule="linear", num_leapfrog=3)
-    w = torch.exp(res.log_w - truth)
-    assert ((w.mean(0) - 1).abs() < Z * w.std(0) / math.sqrt(1000)).all()
+    assert_ais_unbiased(model, x, truth)
     log_w = log_weights(model, guide, x, num_particles=4000, chunk_size=1000)
     groups = log_w.reshape(400, 10, -1).logsumexp(1) - math.log(10)
     gap = groups - truth

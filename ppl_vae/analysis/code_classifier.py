@@ -5,8 +5,8 @@ has one, else the mean of draws: ``analysis.units.posterior_means``; several lat
 put side by side). The classifier is fit on the codes of the labelled training points alone,
 standardized (``StandardScaler``), and scored on the test and validation splits. The same
 classifier on the raw pixels of the same labelled points is the baseline M1 has to beat
-(``test_accuracy_pixels``). Under dynamic binarization the labelled points are encoded as one
-fixed, seeded binarization of their gray values, as the test split is.
+(``test_accuracy_pixels``). Under dynamic binarization the kind hands it the training points as
+one seeded epoch of bits (``Splits.train_epoch``), as fixed as the test split's.
 
 ``CLASSIFIERS`` maps ``model.options.classifier`` to a scikit-learn estimator; one line each.
 The supervised ones see the labelled codes alone; ``label_spreading`` (``SEMI_SUPERVISED``)
@@ -90,15 +90,6 @@ def codes(guide: Callable, x: torch.Tensor, num_samples: int = CODE_SAMPLES) -> 
     """E_q[z | x] for every row of ``x``, ``[N, total latent units]``, as float64."""
     means = posterior_means(guide, x, num_samples=num_samples).mean
     return torch.cat([means[s].reshape(len(x), -1) for s in sorted(means)], dim=1).double()
-
-
-def fixed_bits(x: torch.Tensor, binarize: str, seed: int = 0) -> torch.Tensor:
-    """``x`` as the model scores it: one seeded binarization of gray values under dynamic
-    binarization, ``x`` itself otherwise."""
-    if binarize != "dynamic":
-        return x
-    g = torch.Generator(x.device).manual_seed(seed)
-    return torch.bernoulli(x, generator=g)
 
 
 def accuracy(clf: Any, features: torch.Tensor, labels: torch.Tensor) -> float:

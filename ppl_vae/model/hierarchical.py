@@ -65,9 +65,6 @@ class TopOfChain:
     def distribution(self, x: torch.Tensor) -> dist.Distribution:
         return self.guide.top_distribution(x)
 
-    def __call__(self, x: torch.Tensor) -> dist.Distribution:
-        return self.distribution(x)
-
 
 # model.options.init: how the linear layers start ("torch": PyTorch's default).
 INITS: dict[str, Callable[[nn.Module], nn.Module]] = {"torch": lambda net: net, "glorot": glorot_}

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ...analysis.code_classifier import codes, fixed_bits
+from ...analysis.code_classifier import codes
 from ...core.errors import InputError, RecipeError
 from ...data import Splits
 from ...layout import CHECKPOINT
@@ -59,10 +59,10 @@ def encode_splits(m1_run: str | Path, data: Splits, seed: int = 0) -> Splits:
     model, guide = build_parts(m1, data)
     load_weights(Path(m1_run) / CHECKPOINT, model, guide)
     guide.eval()
-    split = {
-        s: codes(guide, fixed_bits(data.split(s), data.binarize, seed))
-        for s in ("train", "valid", "test")
-    }
+    # the images as the M1 model scores them: one seeded epoch of bits for the training split
+    images = {"valid": data.valid, "test": data.test}
+    images["train"] = data.train_epoch(torch.Generator(data.train.device).manual_seed(seed))
+    split = {s: codes(guide, x) for s, x in images.items()}
     dtype = data.train.dtype
     return replace(
         data,
