@@ -25,7 +25,6 @@ import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
-from torch.nn.functional import one_hot
 
 from ..core.errors import DataError, InputError
 from .likelihoods import Likelihood, build_likelihood
@@ -42,8 +41,11 @@ def joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def as_onehot(y: torch.Tensor, num_classes: int, like: torch.Tensor) -> torch.Tensor:
-    """One-hot codes of integer labels, in ``like``'s dtype."""
-    return one_hot(y.long(), num_classes).to(like.dtype)
+    """One-hot codes of integer labels, in ``like``'s dtype. A comparison rather than
+    ``torch.nn.functional.one_hot``, which reads the labels' range back to Python at every call
+    (a replayed step cannot; the labels are checked once, by ``check_cond_labels``)."""
+    classes = torch.arange(num_classes, device=y.device)
+    return (y.long().unsqueeze(-1) == classes).to(like.dtype)
 
 
 def check_cond_labels(cond: torch.Tensor, n: int, num_classes: int) -> None:

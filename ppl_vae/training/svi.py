@@ -29,6 +29,7 @@ from .loop import Loop, Schedule, TrainingDiverged
 from .metrics import epoch_row, estimate_elbo
 from .noise import NOISES
 from .optimizers import build_optimizer
+from .replay import ReplayedSVI
 from .schedule import build_schedule, scheduled
 from .tensorboard import TensorBoardLog
 
@@ -51,6 +52,7 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     test_elbo: float | None = None
     steps: int = 0
+    replayed: int = 0  # of this call's steps, those a replayed plan took (train.replay)
 
 
 @in_threads
@@ -82,6 +84,7 @@ def fit(
     tensorboard: bool = False,
     epoch_metrics: Callable[[Any, Any, Any], dict[str, float]] | None = None,
     threads: int = 0,
+    replay: bool = False,
 ) -> FitResult:
     """Trains ``model`` and ``guide`` with ``pyro.infer.SVI`` and Adam.
 
@@ -122,6 +125,10 @@ def fit(
         threads: torch's intra-op threads while it trains (``torch.set_num_threads``; the
             previous count comes back after); 0 leaves torch's default. One thread per job is
             the fast choice when jobs share a machine (docs/performance.md).
+        replay: step through ``training.replay.ReplayedSVI``: the model and guide traced once
+            into a plan of tensor operations, replayed while the batch shape stays (the same
+            losses and gradients as Pyro's eager step, at a fixed seed; faster at small
+            batches). Objectives without a tensor loss (M2's) step eagerly; global noise only.
         epoch_metrics: ``(model, guide, data) -> {name: value}``, more figures for each
             epoch's metrics row (M1's classifier on the codes); keys that start with ``test_``
             also go into ``summary.json``.
@@ -143,6 +150,7 @@ def fit(
         noise=noise,
         resume=resume,
         run_dir=run_dir,
+        replay=replay,
     )
     dev = resolve_device(device, world)  # a name, or the device train_recipe resolved
     model.to(dev)
@@ -180,7 +188,7 @@ def fit(
             if resume:
                 loop.resumed(*load_training(run_dir / CHECKPOINT, model, guide, optim, dev, world))
             broadcast_parameters([model, guide], world)
-            svi = SVI(model, guide, optim, objective)
+            svi = (ReplayedSVI if replay else SVI)(model, guide, optim, objective)
             # Pyro losses would guess their plate nesting at the first step, drawing random numbers
             # (a resumed run's first step comes elsewhere in the stream): probe it now, RNG forked.
             x = data.train_epoch(torch.Generator(data.train.device).manual_seed(0))[:1]
@@ -215,7 +223,12 @@ def fit(
             if len(data.test) and main:
                 cond = data.cond.get("test")
                 test_elbo = estimate_elbo(model, guide, data.test, eval_batch_size, 0, cond)
-        result = FitResult(history=loop.history, test_elbo=test_elbo, steps=loop.pos.step)
+        result = FitResult(
+            history=loop.history,
+            test_elbo=test_elbo,
+            steps=loop.pos.step,
+            replayed=getattr(svi, "replayed", 0),
+        )
         if run_dir is not None and main:
             summary = _summary(result)
             summary["provenance"] = record(run_dir, started=started, seed=seed, device=dev)
@@ -234,6 +247,7 @@ def _check_args(
     noise: str,
     resume: bool,
     run_dir: str | Path | None,
+    replay: bool = False,
 ) -> None:
     """Raises InputError for an argument of fit() that no run can use, naming its recipe key."""
     for name, value, least in (
@@ -248,6 +262,12 @@ def _check_args(
     if lr <= 0:
         raise InputError(f"train.lr must be positive, got {lr}.")
     lookup(NOISES, noise, "noise")
+    if replay and noise != "global":
+        raise InputError(
+            f"train.replay traces the step once and replays it, which per-point noise (a seed "
+            f"per data point, drawn anew at every step) cannot be; with train.noise = "
+            f"{noise!r} set train.replay = false, or use train.noise = 'global'."
+        )
     if resume and run_dir is None:
         raise InputError("resume=True needs run_dir, the run to resume.")
 

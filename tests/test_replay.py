@@ -1,0 +1,276 @@
+"""The replayed SVI step (training.replay) against Pyro's eager step: at a fixed seed, the same
+parameters bit for bit after many steps, for every objective, guide and model kind; the same
+losses to float rounding; a new plan where a shape or a number changes; eager steps, said
+once, where no plan can hold."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import pyro
+import pytest
+import torch
+from _smoke import MODELS
+from pyro.infer import SVI
+from pyro.infer.util import torch_item
+
+import ppl_vae as pv
+from ppl_vae import build_objective
+from ppl_vae.core.errors import InputError
+from ppl_vae.guides import GUIDES
+from ppl_vae.objectives import OBJECTIVES
+from ppl_vae.objectives.tensor_loss import NoTensorLoss, tensor_loss
+from ppl_vae.runs import recipe as config
+from ppl_vae.runs.kinds import MODEL_KINDS
+from ppl_vae.runs.run import train_recipe
+from ppl_vae.training.optim import adam
+from ppl_vae.training.replay import ReplayedSVI
+
+X_DIM, Z_DIM = 12, 3
+# options an objective needs to build (renyi's order, the group sizes of MIWAE and PIWAE)
+NEEDS = {"renyi": {"alpha": 0.5}, "miwae": {"M": 2}, "piwae": {"M": 2}, "ciwae": {"beta": 0.3}}
+WRAPPED = {  # build_objective's wrappers around objectives
+    "kl_warmup": ("elbo", {"kl_warmup_epochs": 4, "kl_start": 0.2}),
+    "free_bits": ("elbo", {"free_bits": 0.5}),
+    "beta": ("iwae", {"kl_weight": 2.0}),
+}
+
+
+def _data(n: int = 24) -> torch.Tensor:
+    g = torch.Generator().manual_seed(3)
+    return torch.bernoulli(torch.full((n, X_DIM), 0.3, dtype=torch.float64), generator=g)
+
+
+def _parts(guide: str = "diagonal"):
+    pyro.clear_param_store()
+    torch.manual_seed(0)
+    model = pv.build_model(X_DIM, Z_DIM, likelihood="bernoulli", hidden=[8]).double()
+    guide = pv.build_guide(guide, X_DIM, Z_DIM, hidden=[8]).double()
+    return model, guide
+
+
+def _train(svi_class, objective, guide="diagonal", steps=12, batch=8, x=None):
+    """``steps`` steps over batches of ``x`` (the last one smaller, when it does not divide)."""
+    x = _data() if x is None else x
+    model, guide = _parts(guide)
+    svi = svi_class(model, guide, adam(1e-2), copy.deepcopy(objective))
+    pyro.set_rng_seed(1)
+    losses, starts = [], range(0, len(x), batch)
+    with pv.model.checks.checked_once(model, x):
+        for i in range(steps):
+            start = starts[i % len(starts)]
+            losses.append(svi.step(x[start : start + batch]))
+    params = {n: p.detach().clone() for n, p in pyro.get_param_store().named_parameters()}
+    return losses, params, svi
+
+
+def _same(objective, guide="diagonal", **kw):
+    """Eager and replayed training agree: parameters bit for bit, losses to float rounding."""
+    eager_losses, eager, _ = _train(SVI, objective, guide, **kw)
+    losses, params, svi = _train(ReplayedSVI, objective, guide, **kw)
+    assert params.keys() == eager.keys()
+    for name in eager:
+        assert torch.equal(params[name], eager[name]), name
+    # float64 throughout: Pyro sums the loss in Python floats, the plan in float64 tensors
+    assert losses == pytest.approx(eager_losses, rel=1e-12, abs=1e-12)
+    return svi
+
+
+def _objective(name: str, k: int = 3):
+    return build_objective(name, k, **NEEDS.get(name, {}))
+
+
+@pytest.mark.parametrize("name", sorted(set(OBJECTIVES) - {"semi_supervised"}))
+def test_every_objective_steps_the_same_and_replays(name):
+    svi = _same(_objective(name))
+    assert svi.eager_reasons == []
+    assert any(plan is not None for plan in svi.plans.values())
+
+
+@pytest.mark.parametrize("wrapper", sorted(WRAPPED))
+def test_the_wrappers_step_the_same_and_replay(wrapper):
+    name, options = WRAPPED[wrapper]
+    svi = _same(build_objective(name, 2, **options))
+    assert svi.eager_reasons == []
+
+
+def test_a_warmup_weight_change_traces_a_new_plan():
+    loss = build_objective("elbo", 1, kl_warmup_epochs=4)
+    x = _data()
+    model, guide = _parts()
+    svi = ReplayedSVI(model, guide, adam(1e-2), loss)
+    eager = SVI(*_parts(), adam(1e-2), copy.deepcopy(loss))
+    with pv.model.checks.checked_once(model, x):
+        for epoch in range(3):
+            loss.begin_epoch(epoch)
+            svi.step(x[:8])
+            svi.step(x[:8])
+    assert len([p for p in svi.plans.values() if p is not None]) == 3  # one per weight
+    del eager
+
+
+def test_a_smaller_last_batch_gets_its_own_plan():
+    svi = _same(_objective("iwae"), steps=9, batch=10)  # batches of 10, 10, 4
+    shapes = {key[0][0][2] for key, plan in svi.plans.items() if plan is not None}
+    assert shapes == {(10, X_DIM), (4, X_DIM)}
+
+
+# guides that step eagerly, and why: the spline flow picks its bins by boolean masks, so the
+# shapes inside its step depend on the data (a plan would keep the first batch's)
+EAGER_GUIDES = {"nsf": "output shape that depends on the data (aten.index with a boolean mask)"}
+
+
+@pytest.mark.parametrize("guide", sorted(GUIDES))
+def test_every_guide_steps_the_same(guide):
+    if guide in EAGER_GUIDES:
+        with pytest.warns(UserWarning, match="depends on the data"):
+            svi = _same(_objective("elbo"), guide=guide, steps=6)
+        assert [EAGER_GUIDES[guide] in r for r in svi.eager_reasons] == [True]
+        assert all(plan is None for plan in svi.plans.values())
+    else:
+        svi = _same(_objective("elbo"), guide=guide, steps=6)
+        assert svi.eager_reasons == []
+        assert all(plan is not None for plan in svi.plans.values())
+
+
+def test_the_tensor_loss_is_the_objectives_own_value():
+    """The plan's loss is what Pyro's own loss says, at the same random draws."""
+    x = _data()[:8]
+    for name in sorted(set(OBJECTIVES) - {"semi_supervised"}):
+        objective = _objective(name)
+        model, guide = _parts()
+        SVI(model, guide, adam(1e-2), objective).step(x)  # creates the parameters
+        pyro.set_rng_seed(5)
+        with torch.no_grad():
+            ours, _ = tensor_loss(objective, model, guide, (x,), {})
+        pyro.set_rng_seed(5)
+        theirs = objective.loss_and_grads(model, guide, x)
+        assert torch_item(ours) == pytest.approx(torch_item(theirs), rel=1e-12), name
+
+
+def test_an_objective_without_a_tensor_loss_steps_eagerly_and_says_so():
+    class Custom(pyro.infer.Trace_ELBO):  # a loss of its own: the plan must not guess it
+        def loss_and_grads(self, model, guide, *args, **kwargs):
+            return 2 * super().loss_and_grads(model, guide, *args, **kwargs)
+
+    with pytest.raises(NoTensorLoss, match="Custom"):
+        tensor_loss(Custom(), *_parts(), (_data(),), {})
+    with pytest.warns(UserWarning, match="Custom has no tensor loss; these steps run eagerly"):
+        svi = _same(Custom())
+    assert svi.eager_reasons == ["Custom has no tensor loss"]
+
+
+def test_a_model_that_branches_on_tensor_values_steps_eagerly():
+    class Branching(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.inner = model
+
+        def forward(self, x):
+            if bool(x.sum() > 0):  # Python control flow on data: no plan can hold it
+                return self.inner(x)
+            return self.inner(x)
+
+    x = _data()
+    model, guide = _parts()
+    svi = ReplayedSVI(Branching(model), guide, adam(1e-2), _objective("elbo"))
+    with pv.model.checks.checked_once(model, x):
+        svi.step(x)  # the parameters now exist
+        with pytest.warns(UserWarning, match="could not be traced"):
+            loss = svi.step(x)
+    assert isinstance(loss, float) and svi.plans and all(p is None for p in svi.plans.values())
+
+
+def test_a_handler_around_the_step_makes_it_eager():
+    x = _data()
+    model, guide = _parts()
+    svi = ReplayedSVI(model, guide, adam(1e-2), _objective("elbo"))
+    with pv.model.checks.checked_once(model, x):
+        svi.step(x)  # the parameters now exist
+        with pytest.warns(UserWarning, match="handler"), pyro.poutine.scale(scale=0.5):
+            svi.step(x)
+    assert not svi.plans
+
+
+def test_validation_on_makes_the_step_eager():
+    x = _data()
+    model, guide = _parts()
+    svi = ReplayedSVI(model, guide, adam(1e-2), _objective("elbo"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a reason that passes is not one to warn about
+        with pyro.validation_enabled(True):
+            svi.step(x)
+            svi.step(x)
+    assert not svi.plans
+
+
+def test_per_point_noise_with_replay_is_refused():
+    model, guide = _parts()
+    with pytest.raises(InputError, match="train.noise = 'per_point' set train.replay = false"):
+        pv.fit(model, guide, _data().float(), epochs=1, noise="per_point", replay=True)
+
+
+# the recipes that cover every model kind, and the priors and likelihoods of the model side
+RECIPES = {
+    "vae": "mnist_bernoulli_mlp.toml",
+    "hierarchical": "burda_2layer.toml",
+    "m1": "mnist_m1.toml",
+    "m1m2": "mnist_m1m2.toml",
+    "m2": "mnist_m2.toml",
+    "conditional": "mnist_conditional.toml",
+    "cvae": "mnist_cvae_quadrants.toml",
+    "mog prior": "mnist_mog.toml",
+    "vamp prior": "mnist_vamp.toml",
+    "logistic likelihood": "mnist_8bit_logistic.toml",
+}
+SMALL = ["data.subset=120", "data.valid_size=20", "train.batch_size=25", "train.epochs=2"]
+
+
+def _fit_recipe(file: str, replay: bool, out, extra=()):
+    overrides = [*SMALL, f"train.replay={str(replay).lower()}", *extra]
+    recipe = config.load(MODELS / file, overrides)
+    run, result = train_recipe(recipe, out, progress=False)
+    params = {n: p.detach().clone() for n, p in pyro.get_param_store().named_parameters()}
+    params = params or {
+        n: p.detach().clone() for part in (run.model, run.guide) for n, p in part.named_parameters()
+    }
+    return params, result
+
+
+def test_the_recipes_cover_every_model_kind():
+    kinds = {config.load(MODELS / f).model.name for f in RECIPES.values()}
+    assert kinds == set(MODEL_KINDS)
+
+
+@pytest.mark.parametrize("what", sorted(RECIPES))
+def test_every_model_kind_trains_the_same(what, tmp_path, data_root):
+    extra = []
+    if what == "m1m2":  # M1 + M2 needs a trained M1 to read its codes from
+        m1 = tmp_path / "m1"
+        _fit_recipe(RECIPES["m1"], False, m1, ["data.labels=20"])
+        extra = [f'model.options.m1_run="{m1}"', "data.labels=20"]
+    elif what in ("m1", "m2"):
+        extra = ["data.labels=20"]
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", UserWarning)
+        eager, eager_fit = _fit_recipe(RECIPES[what], False, tmp_path / "eager", extra)
+        ours, fit = _fit_recipe(RECIPES[what], True, tmp_path / "replay", extra)
+    reasons = [str(w.message) for w in said if "train.replay" in str(w.message)]
+    if what in ("m2", "m1m2"):  # SemiSupervisedELBO splits each batch by its labels
+        assert fit.replayed == 0
+        assert reasons == [
+            "train.replay: SemiSupervisedELBO has no tensor loss; these steps run eagerly "
+            "through Pyro's SVI (the same results, without the speed-up)."
+        ]
+    else:  # every step but the first (validation on, parameters not yet made) replayed
+        assert (fit.replayed, reasons) == (fit.steps - 1, [])
+    assert ours.keys() == eager.keys()
+    for name in eager:
+        assert torch.equal(ours[name], eager[name]), name
+    # the train ELBO sums the step losses: Pyro's in Python floats, the plan's in float32
+    # tensors, so rows agree to a few float32 roundings (eps = 1.2e-7) per step, not bit for bit
+    for a, b in zip(fit.history, eager_fit.history, strict=True):
+        assert {k: v for k, v in a.items() if k != "seconds"} == pytest.approx(
+            {k: v for k, v in b.items() if k != "seconds"}, rel=1e-6
+        )
