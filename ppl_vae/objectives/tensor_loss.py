@@ -1,10 +1,11 @@
 """Each objective's loss as two tensors, for the replayed SVI step (``training.replay``).
 
-``tensor_loss(objective, model, guide, args, kwargs)`` returns ``(loss, surrogate)``: ``loss``
-holds the value the objective's ``loss_and_grads`` returns, and the gradient of ``surrogate``
-is the gradient it backpropagates. Pyro's losses compute their value with ``.item()``, a
-Python float, which a traced plan cannot carry; here the same sums stay tensors, in the same
-order, so that a plan traced from them gives the eager path's numbers.
+``tensor_loss(objective, model, guide, args, kwargs)`` returns a ``TensorLoss``: the gradient of
+its ``surrogate`` is the gradient the objective's ``loss_and_grads`` backpropagates, and
+``value()`` is the float it returns. Pyro's losses read their terms back to Python with
+``.item()`` as they go, which a traced plan cannot do; here the terms stay tensors (the plan's
+outputs), and ``combine`` adds them up after the plan has run, in Python floats and in Pyro's
+order, so the loss too is the eager path's to the last bit.
 
 ``TENSOR_LOSSES`` maps an objective class to its function (looked up along the class's MRO, so
 a subclass shares its base's entry unless it has its own). An objective without an entry, or
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from pyro.distributions.util import is_identically_zero, scale_and_mask
@@ -26,7 +28,22 @@ from torch.distributions import kl_divergence
 from .annealing import KLWarmup, LatentScale
 from .base import ParticleObjective
 
-Pair = tuple[torch.Tensor, torch.Tensor]
+
+@dataclass
+class TensorLoss:
+    """``surrogate``: the tensor to differentiate; ``terms``: the tensors the loss is made of;
+    ``combine``: their floats -> the loss, as the objective's own ``loss_and_grads`` adds them."""
+
+    surrogate: torch.Tensor
+    terms: list[torch.Tensor]
+    combine: Callable[[list[float]], float]
+
+    def value(self) -> float:
+        return self.combine([float(t) for t in self.terms])
+
+
+def _negated(values: list[float]) -> float:
+    return -values[0]
 
 
 class NoTensorLoss(NotImplementedError):
@@ -45,27 +62,40 @@ def _reparameterized(site: dict, name: str) -> torch.Tensor:
     return entropy
 
 
-def _trace_elbo(obj: Trace_ELBO, model, guide, args, kwargs) -> Pair:
+def _trace_elbo(obj: Trace_ELBO, model, guide, args, kwargs) -> TensorLoss:
     """``Trace_ELBO.loss_and_grads``: log p - log q per particle, over num_particles."""
-    loss = surrogate = 0.0
+    surrogate, terms, signs = 0.0, [], []
     for model_trace, guide_trace in obj._get_traces(model, guide, args, kwargs):
-        elbo = surr = 0.0
+        surr = 0.0
+        particle = []
         for _, site in _samples(model_trace):
-            elbo = elbo + site["log_prob_sum"]
+            particle.append(1)
+            terms.append(site["log_prob_sum"])
             surr = surr + site["log_prob_sum"]
         for name, site in _samples(guide_trace):
             entropy = _reparameterized(site, name)
-            elbo = elbo - site["log_prob_sum"]
+            particle.append(-1)
+            terms.append(site["log_prob_sum"])
             if not is_identically_zero(entropy):
                 surr = surr - entropy.sum()
-        loss = loss + (-elbo) / obj.num_particles
+        signs.append(particle)
         surrogate = surrogate + (-surr) / obj.num_particles
-    return loss, surrogate
+
+    def combine(values: list[float]) -> float:
+        loss, it = 0.0, iter(values)
+        for particle in signs:
+            elbo = 0
+            for sign in particle:
+                elbo = elbo + next(it) if sign > 0 else elbo - next(it)
+            loss += -elbo / obj.num_particles
+        return loss
+
+    return TensorLoss(surrogate, terms, combine)
 
 
-def _mean_field_elbo(obj: TraceMeanField_ELBO, model, guide, args, kwargs) -> Pair:
+def _mean_field_elbo(obj: TraceMeanField_ELBO, model, guide, args, kwargs) -> TensorLoss:
     """``TraceMeanField_ELBO``: log p(x|z) - KL(q || p), the KL in closed form where it has one."""
-    loss = 0.0
+    surrogate, terms = 0.0, []
     for model_trace, guide_trace in obj._get_traces(model, guide, args, kwargs):
         elbo = 0.0
         for name, site in _samples(model_trace):
@@ -86,11 +116,19 @@ def _mean_field_elbo(obj: TraceMeanField_ELBO, model, guide, args, kwargs) -> Pa
         for name, q in _samples(guide_trace):  # auxiliary guide sites
             if name not in model_trace.nodes:
                 elbo = elbo - _reparameterized(q, name).sum()
-        loss = loss + (-elbo) / obj.num_particles
-    return loss, loss
+        terms.append(elbo)
+        surrogate = surrogate + (-elbo) / obj.num_particles
+
+    def combine(values: list[float]) -> float:
+        loss = 0.0
+        for elbo in values:
+            loss += -elbo / obj.num_particles
+        return loss
+
+    return TensorLoss(surrogate, terms, combine)
 
 
-def _renyi_elbo(obj: RenyiELBO, model, guide, args, kwargs) -> Pair:
+def _renyi_elbo(obj: RenyiELBO, model, guide, args, kwargs) -> TensorLoss:
     """``RenyiELBO.loss_and_grads``: the log mean weight of order alpha (alpha = 0: IWAE)."""
     values, surrogates = [], []
     for model_trace, guide_trace in obj._get_traces(model, guide, args, kwargs):
@@ -115,16 +153,16 @@ def _renyi_elbo(obj: RenyiELBO, model, guide, args, kwargs) -> Pair:
     log_mean = torch.logsumexp(log_w, dim=0, keepdim=True) - math.log(obj.num_particles)
     weights = (log_w - log_mean).exp()
     surrogate = -(weights * surr).sum() / obj.num_particles
-    return -log_mean.sum() / (1.0 - obj.alpha), surrogate
+    return TensorLoss(surrogate, [log_mean.sum()], lambda v: -(v[0] / (1.0 - obj.alpha)))
 
 
-def _particles(obj: ParticleObjective, model, guide, args, kwargs) -> Pair:
+def _particles(obj: ParticleObjective, model, guide, args, kwargs) -> TensorLoss:
     """The objectives written here (STL, DReG, MIWAE, PIWAE, CIWAE, free bits)."""
     value, surrogate = obj._objective(obj.particles(model, guide, args, kwargs))
-    return -value, -surrogate
+    return TensorLoss(-surrogate, [value], _negated)
 
 
-def _kl_warmup(obj: KLWarmup, model, guide, args, kwargs) -> Pair:
+def _kl_warmup(obj: KLWarmup, model, guide, args, kwargs) -> TensorLoss:
     """The base loss with its latent sites weighted by this epoch's KL weight."""
     if obj.kl_weight == 1.0:
         return tensor_loss(obj.base, model, guide, args, kwargs)
@@ -132,7 +170,7 @@ def _kl_warmup(obj: KLWarmup, model, guide, args, kwargs) -> Pair:
         return tensor_loss(obj.base, model, guide, args, kwargs)
 
 
-TENSOR_LOSSES: dict[type, Callable[..., Pair]] = {
+TENSOR_LOSSES: dict[type, Callable[..., TensorLoss]] = {
     Trace_ELBO: _trace_elbo,
     TraceMeanField_ELBO: _mean_field_elbo,
     RenyiELBO: _renyi_elbo,
@@ -141,8 +179,8 @@ TENSOR_LOSSES: dict[type, Callable[..., Pair]] = {
 }
 
 
-def tensor_loss(objective: ELBO, model, guide, args: tuple, kwargs: dict) -> Pair:
-    """``(loss, surrogate)`` of ``objective`` on one batch, as tensors (see the module)."""
+def tensor_loss(objective: ELBO, model, guide, args: tuple, kwargs: dict) -> TensorLoss:
+    """``objective``'s loss on one batch, as tensors (see the module)."""
     for cls in type(objective).__mro__:
         fn = TENSOR_LOSSES.get(cls)
         if fn is None:

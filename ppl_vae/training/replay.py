@@ -31,7 +31,7 @@ Each reason is said once, as a warning, and kept in ``eager_reasons``.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,19 +50,23 @@ __all__ = ["Plan", "ReplayedSVI"]
 
 @dataclass
 class Plan:
-    """One traced step: ``graph(*tensors) -> (loss, *grads)``, the gradients of ``stepped``;
-    ``params`` is every parameter the step read (what ``SVI.step`` hands the optimizer)."""
+    """One traced step: ``graph(*tensors) -> (*terms, *grads)``, the loss's terms and the
+    gradients of ``stepped``; ``params`` is every parameter the step read (what ``SVI.step``
+    hands the optimizer); ``combine`` makes the loss of the terms' floats."""
 
     graph: torch.fx.GraphModule
     params: list[torch.Tensor]
     stepped: list[torch.Tensor]
+    combine: Callable[[list[float]], float]
+    num_terms: int
 
-    def __call__(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, tensors: list[torch.Tensor]) -> float:
         with torch.no_grad():  # the graph holds the backward pass itself
-            loss, *grads = self.graph(*tensors)
+            out = self.graph(*tensors)
+        terms, grads = out[: self.num_terms], out[self.num_terms :]
         for p, g in zip(self.stepped, grads, strict=True):
             p.grad = g if p.grad is None else p.grad + g
-        return loss
+        return self.combine([float(t) for t in terms])
 
 
 def _split(args: tuple, kwargs: dict) -> tuple[list[torch.Tensor], Hashable]:
@@ -135,7 +139,7 @@ class ReplayedSVI(SVI):
         self.optim(set(plan.params))
         zero_grads(plan.params)
         self.replayed += 1
-        return float(loss)
+        return loss
 
     def _eager_now(self) -> str | None:
         if is_validation_enabled():
@@ -156,13 +160,14 @@ class ReplayedSVI(SVI):
         return params, flags, _numbers(self.objective)
 
     def _trace(self, tensors: list[torch.Tensor], args: tuple, kwargs: dict) -> Plan | None:
-        found: dict[str, list[torch.Tensor]] = {}
+        found: dict[str, Any] = {}
 
         def run(*tensors):
             a, kw = _join(list(tensors), args, kwargs)
             capture = TraceMessenger(param_only=True)
             with capture:
-                loss, surrogate = tensor_loss(self.objective, self.model, self.guide, a, kw)
+                loss = tensor_loss(self.objective, self.model, self.guide, a, kw)
+            surrogate = loss.surrogate
             params = list({id(v): v for v in _unconstrained(capture.trace)}.values())
             wanted = [p for p in params if p.requires_grad]
             grads = (
@@ -172,7 +177,9 @@ class ReplayedSVI(SVI):
             )
             found["params"] = params
             found["stepped"] = [p for p, g in zip(wanted, grads, strict=True) if g is not None]
-            return (torch.as_tensor(loss).detach(), *[g for g in grads if g is not None])
+            found["combine"], found["num_terms"] = loss.combine, len(loss.terms)
+            terms = [torch.as_tensor(t).detach() for t in loss.terms]
+            return (*terms, *[g for g in grads if g is not None])
 
         devices = [t.device for t in tensors if t.device.type == "cuda"]
         try:
@@ -188,7 +195,7 @@ class ReplayedSVI(SVI):
         if shaped is not None:
             self._say(f"the step has an output shape that depends on the data ({shaped})")
             return None
-        return Plan(graph, found["params"], found["stepped"])
+        return Plan(graph, **found)
 
     def _say(self, reason: str) -> None:
         if reason not in self.eager_reasons:

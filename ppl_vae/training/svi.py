@@ -128,7 +128,8 @@ def fit(
         replay: step through ``training.replay.ReplayedSVI``: the model and guide traced once
             into a plan of tensor operations, replayed while the batch shape stays (the same
             losses and gradients as Pyro's eager step, at a fixed seed; faster at small
-            batches). Objectives without a tensor loss (M2's) step eagerly; global noise only.
+            batches). Objectives without a tensor loss (M2's) step eagerly, and so does a run
+            with per-point noise.
         epoch_metrics: ``(model, guide, data) -> {name: value}``, more figures for each
             epoch's metrics row (M1's classifier on the codes); keys that start with ``test_``
             also go into ``summary.json``.
@@ -150,7 +151,6 @@ def fit(
         noise=noise,
         resume=resume,
         run_dir=run_dir,
-        replay=replay,
     )
     dev = resolve_device(device, world)  # a name, or the device train_recipe resolved
     model.to(dev)
@@ -188,7 +188,9 @@ def fit(
             if resume:
                 loop.resumed(*load_training(run_dir / CHECKPOINT, model, guide, optim, dev, world))
             broadcast_parameters([model, guide], world)
-            svi = (ReplayedSVI if replay else SVI)(model, guide, optim, objective)
+            # per-point noise re-seeds every step, which a plan cannot: those runs step eagerly
+            replayed = replay and noise == "global"
+            svi = (ReplayedSVI if replayed else SVI)(model, guide, optim, objective)
             # Pyro losses would guess their plate nesting at the first step, drawing random numbers
             # (a resumed run's first step comes elsewhere in the stream): probe it now, RNG forked.
             x = data.train_epoch(torch.Generator(data.train.device).manual_seed(0))[:1]
@@ -247,7 +249,6 @@ def _check_args(
     noise: str,
     resume: bool,
     run_dir: str | Path | None,
-    replay: bool = False,
 ) -> None:
     """Raises InputError for an argument of fit() that no run can use, naming its recipe key."""
     for name, value, least in (
@@ -262,12 +263,6 @@ def _check_args(
     if lr <= 0:
         raise InputError(f"train.lr must be positive, got {lr}.")
     lookup(NOISES, noise, "noise")
-    if replay and noise != "global":
-        raise InputError(
-            f"train.replay traces the step once and replays it, which per-point noise (a seed "
-            f"per data point, drawn anew at every step) cannot be; with train.noise = "
-            f"{noise!r} set train.replay = false, or use train.noise = 'global'."
-        )
     if resume and run_dir is None:
         raise InputError("resume=True needs run_dir, the run to resume.")
 
