@@ -1,10 +1,11 @@
 """The speed suite in one command: every speed benchmark, each in its own process, one at a time.
 
-Runs ``svi_throughput.py``, ``iwae_eval.py``, ``objective_step_time.py`` and
-``checkpoint_cost.py``, writes each one's JSON to ``OUT/<name>.json`` and prints a summary of the
-figures the performance goals are stated in (``README.md``, "Performance"). Each script times
-its reference (a hand-written PyTorch loop, the machine's GEMM rate) in the same process, so
-the ratios hold on a noisy machine better than the absolute figures; run on a quiet one.
+Runs ``svi_throughput.py``, ``iwae_eval.py``, ``objective_step_time.py``, ``step_speed.py``
+and ``checkpoint_cost.py``, writes each one's JSON to ``OUT/<name>.json`` and prints a summary
+of the figures the performance goals are stated in (docs/performance.md), dated, with the
+machine's float32 GEMM rate. Each script times its reference (a hand-written PyTorch loop, the
+GEMM rate) in the same process, so the ratios hold on a noisy machine better than the absolute
+figures; run on a quiet one.
 
     python benchmarks/run_all.py                        # the full figures (about 5 minutes)
     python benchmarks/run_all.py --quick                # a smoke run (about a minute)
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -27,6 +29,7 @@ SUITE = {
     "svi_throughput": ([], ["--images", "2000", "--repeats", "1"]),
     "iwae_eval": ([], ["--n", "20", "--k", "200", "--batch", "10", "--memory-repeats", "1"]),
     "objective_step_time": ([], ["--steps", "3", "--repeats", "1"]),
+    "step_speed": ([], ["--steps", "5", "--repeats", "1"]),
     "checkpoint_cost": ([], ["--repeats", "2"]),
 }
 ON_DEVICE = {"svi_throughput", "iwae_eval"}
@@ -41,6 +44,11 @@ def summary(results: dict) -> dict:
             b = row["batch"]
             out[f"svi_slowdown_vs_plain_loop_batch{b}"] = round(row["slowdown_vs_plain_loop"], 3)
             out[f"svi_images_per_s_batch{b}"] = round(row["ppl_vae_fit"]["images_per_s"])
+    steps = results.get("step_speed")
+    if steps:
+        for name, row in steps["results"].items():
+            for path in ("pyro_eager", "replayed"):
+                out[f"{path}_step_vs_plain_{name}"] = round(row["vs_plain"][path], 3)
     ev = results.get("iwae_eval")
     if ev:
         out["iwae_fraction_of_matmul_peak"] = round(ev["ppl_vae"]["fraction_of_peak"], 3)
@@ -49,6 +57,28 @@ def summary(results: dict) -> dict:
         out["iwae_speed_vs_plain_loop"] = round(ev["speed_vs_plain"], 2)
         out["iwae_peak_mib_by_k"] = ev["ppl_vae_peak_mib_by_k"]
     return out
+
+
+def machine(device: str) -> dict:
+    """When and where: the date, the processor, torch's threads and the machine's float32 GEMM
+    rate (``iwae_eval.matmul_peak``), so a reader can scale the times to their own machine."""
+    import datetime
+    import platform
+
+    import torch
+    from iwae_eval import matmul_peak
+
+    import ppl_vae as pv
+
+    dev = pv.distributed.resolve_device(device)
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "processor": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "device": str(dev),
+        "matmul_gflops": round(matmul_peak(4096, dev)["peak"], 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name}: {time.perf_counter() - t0:.0f} s -> {out / (name + '.json')}", file=sys.stderr
         )
-    figures = summary(results)
+    figures = {**machine(a.device), **summary(results)}
     (out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
     return 0

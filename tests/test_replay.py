@@ -281,7 +281,8 @@ def test_every_model_kind_trains_the_same(what, tmp_path, data_root):
         assert fit.replayed == 0
         assert reasons == [
             "train.replay: SemiSupervisedELBO has no tensor loss; these steps run eagerly "
-            "through Pyro's SVI (the same results, without the speed-up)."
+            "through Pyro's SVI (the same results, without the speed-up; train.replay = false "
+            "skips the attempt)."
         ]
     else:  # every step but the first (validation on, parameters not yet made) replayed
         assert (fit.replayed, reasons) == (fit.steps - 1, [])

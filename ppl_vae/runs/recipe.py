@@ -107,7 +107,7 @@ class TrainConfig:
     log_latent: bool = False  # metrics.csv gains active units and KL per epoch
     tensorboard: bool = False  # also log to RUN/tensorboard (the optional tensorboard extra)
     threads: int = 0  # torch's intra-op threads while training; 0: torch's default (all cores)
-    replay: bool = False  # step by a traced plan (training.replay): same results, less overhead
+    replay: bool = True  # step by a traced plan (training.replay): same results, less overhead
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,11 @@ hold:
   site without a reparameterized sampler, or a model whose Python branches on tensor values.
 
 Each reason is said once, as a warning, and kept in ``eager_reasons``.
+
+What a plan does not keep: the Python of the model and guide runs when a plan is traced, not
+at each replay, so a side effect there (a print, a counter, a Python random draw) happens once
+per plan. The toolkit's models, guides and objectives have none (the tests compare every one
+with the eager step); recipes replay by default, ``fit`` only when asked.
 """
 
 from __future__ import annotations
@@ -202,7 +207,8 @@ class ReplayedSVI(SVI):
             self.eager_reasons.append(reason)
             warnings.warn(
                 f"train.replay: {reason}; these steps run eagerly through Pyro's SVI "
-                f"(the same results, without the speed-up).",
+                f"(the same results, without the speed-up; train.replay = false skips the "
+                f"attempt).",
                 stacklevel=3,
             )
 

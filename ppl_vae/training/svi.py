@@ -129,7 +129,10 @@ def fit(
             into a plan of tensor operations, replayed while the batch shape stays (the same
             losses and gradients as Pyro's eager step, at a fixed seed; faster at small
             batches). Objectives without a tensor loss (M2's) step eagerly, and so does a run
-            with per-point noise.
+            with per-point noise. Off by default here, as your model's and guide's Python
+            runs only when a plan is traced (a print or a counter in ``forward`` would run once
+            per plan); recipes, which build the toolkit's own parts, set it on
+            (``train.replay``).
         epoch_metrics: ``(model, guide, data) -> {name: value}``, more figures for each
             epoch's metrics row (M1's classifier on the codes); keys that start with ``test_``
             also go into ``summary.json``.
