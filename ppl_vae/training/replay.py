@@ -65,13 +65,59 @@ class Plan:
     combine: Callable[[list[float]], float]
     num_terms: int
 
+    def __post_init__(self) -> None:
+        self.run = straight_line(self.graph)
+
     def __call__(self, tensors: list[torch.Tensor]) -> float:
         with torch.no_grad():  # the graph holds the backward pass itself
-            out = self.graph(*tensors)
+            out = self.run(*tensors)
         terms, grads = out[: self.num_terms], out[self.num_terms :]
         for p, g in zip(self.stepped, grads, strict=True):
             p.grad = g if p.grad is None else p.grad + g
         return self.combine([float(t) for t in terms])
+
+
+def straight_line(graph: torch.fx.GraphModule) -> Callable[..., tuple]:
+    """``graph`` as one Python function that calls each aten operation's C++ entry point
+    directly, with every constant bound in advance: the same calls, in the same order, as
+    ``graph(*inputs)``, without FX's per-call attribute lookups and ``OpOverload`` wrapper
+    (about a fifth of a small step's time)."""
+    bound: dict[str, Any] = {}
+    names: dict[torch.fx.Node, str] = {}
+    inputs, lines = [], []
+
+    def const(value: Any) -> str:
+        name = f"c{len(bound)}"
+        bound[name] = value
+        return name
+
+    def expr(a: Any) -> str:
+        if isinstance(a, torch.fx.Node):
+            return names[a]
+        if isinstance(a, list | tuple) and any(isinstance(v, torch.fx.Node) for v in a):
+            inner = ", ".join(expr(v) for v in a)
+            return f"[{inner}]" if isinstance(a, list) else f"({inner},)"
+        return const(a)
+
+    for i, node in enumerate(graph.graph.nodes):
+        names[node] = f"v{i}"
+        if node.op == "placeholder":
+            inputs.append(names[node])
+        elif node.op == "get_attr":
+            names[node] = const(getattr(graph, node.target))  # the tensor itself, not a copy
+        elif node.op == "call_function":
+            fn = node.target
+            fn = getattr(fn, "_op", fn) if isinstance(fn, torch._ops.OpOverload) else fn
+            call = [expr(a) for a in node.args]
+            call += [f"{k}={expr(v)}" for k, v in node.kwargs.items()]
+            lines.append(f"    v{i} = {const(fn)}({', '.join(call)})")
+        elif node.op == "output":
+            lines.append(f"    return {expr(list(node.args[0]))}")
+        else:
+            raise NotImplementedError(f"graph node {node.op}")
+    source = f"def run({', '.join(inputs)}):\n" + "\n".join(lines) + "\n"
+    exec(compile(source, "<replayed step>", "exec"), bound)  # noqa: S102 (our own graph)
+    return bound["run"]
 
 
 def _split(args: tuple, kwargs: dict) -> tuple[list[torch.Tensor], Hashable]:
