@@ -46,3 +46,21 @@ def test_run_all_quick_writes_every_report(tmp_path, data_root):
         assert figures[f"svi_slowdown_vs_plain_loop_batch{batch}"] > 0
     ev = json.loads((tmp_path / "iwae_eval.json").read_text())
     assert ev["ppl_vae"]["iwae"] < 0 and ev["plain_loop"]["iwae"] < 0
+
+
+def test_ais_accuracy_sweeps_the_grid_and_stays_below_the_exact_log_p(capsys):
+    sys.path.insert(0, str(BENCHMARKS))
+    import ais_accuracy
+
+    args = ["--n", "12", "--steps", "15", "--chains", "4", "--leapfrog", "2", "4"]
+    assert ais_accuracy.main([*args, "--accept", "0.65", "--repeats", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(r["leapfrog"], r["schedule"]) for r in out["rows"]] == [
+        (2, "sigmoid"),
+        (2, "linear"),
+        (4, "sigmoid"),
+        (4, "linear"),
+    ]
+    for r in out["rows"]:  # AIS is a stochastic lower bound: the gap is >= 0 in expectation
+        assert r["gap"] > -5 * r["gap_se"]
+        assert r["variance_x_seconds"] == r["log_w_variance"] * r["seconds"]
