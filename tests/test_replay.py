@@ -23,6 +23,7 @@ from ppl_vae.objectives.tensor_loss import NoTensorLoss, tensor_loss
 from ppl_vae.runs import recipe as config
 from ppl_vae.runs.kinds import MODEL_KINDS
 from ppl_vae.runs.run import train_recipe
+from ppl_vae.training import replay as replay_module
 from ppl_vae.training.optim import adam
 from ppl_vae.training.replay import ReplayedSVI
 
@@ -293,3 +294,17 @@ def test_every_model_kind_trains_the_same(what, tmp_path, data_root):
         assert {k: v for k, v in a.items() if k != "seconds"} == {
             k: v for k, v in b.items() if k != "seconds"
         }
+
+
+def test_after_max_plans_new_shapes_step_eagerly(monkeypatch):
+    monkeypatch.setattr(replay_module, "MAX_PLANS", 2)
+    x = _data()
+    model, guide = _parts()
+    svi = ReplayedSVI(model, guide, adam(1e-2), _objective("elbo"))
+    with pv.model.checks.checked_once(model, x):
+        svi.step(x)  # makes the parameters
+        svi.step(x[:5])
+        svi.step(x[:6])
+        with pytest.warns(UserWarning, match="changed more than 2 times"):
+            svi.step(x[:7])
+    assert len(svi.plans) == 2 and svi.replayed == 2

@@ -50,7 +50,10 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 from ..objectives.tensor_loss import NoTensorLoss, tensor_loss
 
-__all__ = ["Plan", "ReplayedSVI"]
+__all__ = ["MAX_PLANS", "Plan", "ReplayedSVI"]
+
+# plans kept per SVI object; a run whose shapes keep changing steps eagerly after that many
+MAX_PLANS = 32
 
 
 @dataclass
@@ -182,6 +185,9 @@ class ReplayedSVI(SVI):
             return super().step(*args, **kwargs)
         key = (shape, self._structure())
         if key not in self.plans:
+            if len(self.plans) >= MAX_PLANS:
+                self._say(f"shapes or numbers changed more than {MAX_PLANS} times")
+                return super().step(*args, **kwargs)
             self.plans[key] = self._trace(tensors, args, kwargs)
         plan = self.plans[key]
         if plan is None:
