@@ -389,7 +389,7 @@ def _bdmc_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--chains", type=int, default=16, help="AIS chains per point (default: 16)")
     p.add_argument(
-        "--leapfrog", type=int, default=10, help="leapfrog steps per HMC move (default: 10)"
+        "--leapfrog", type=int, default=2, help="leapfrog steps per HMC move (default: 2)"
     )
     p.add_argument(
         "--start",

@@ -145,7 +145,7 @@ def ais(
     num_steps: int = 1000,
     num_chains: int = 16,
     *,
-    num_leapfrog: int = 10,
+    num_leapfrog: int = 2,
     start: str = "q",
     schedule: str = "sigmoid",
     step_size: float | None = None,

@@ -65,7 +65,7 @@ def bdmc(
     num_steps: int = 1000,
     num_chains: int = 16,
     *,
-    num_leapfrog: int = 10,
+    num_leapfrog: int = 2,
     start: str = "q",
     schedule: str = "sigmoid",
     step_size: float | None = None,

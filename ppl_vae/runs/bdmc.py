@@ -41,7 +41,7 @@ def bdmc_run(
     steps: Sequence[int] = (100,),
     *,
     num_chains: int = 16,
-    num_leapfrog: int = 10,
+    num_leapfrog: int = 2,
     start: str = "q",
     schedule: str = "sigmoid",
     batch_size: int = 100,
