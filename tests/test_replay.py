@@ -308,3 +308,12 @@ def test_after_max_plans_new_shapes_step_eagerly(monkeypatch):
         with pytest.warns(UserWarning, match="changed more than 2 times"):
             svi.step(x[:7])
     assert len(svi.plans) == 2 and svi.replayed == 2
+
+
+def test_recipes_replay_by_default_but_m2s_do_not_and_fit_asks():
+    assert config.load(MODELS / "mnist_bernoulli_mlp.toml").train.replay
+    assert not config.load(MODELS / "mnist_m2.toml").train.replay
+    assert not config.load(MODELS / "mnist_m1m2.toml").train.replay
+    model, guide = _parts()
+    result = pv.fit(model.float(), guide.float(), _data().float(), epochs=1, progress=False)
+    assert result.replayed == 0  # fit replays only when asked (replay=True)
