@@ -26,7 +26,7 @@ import time
 import pyro
 import torch
 from pyro.infer import SVI, Trace_ELBO
-from torch.nn.functional import softplus
+from svi_throughput import plain_elbo_step
 
 import ppl_vae as pv
 from ppl_vae.model.bernoulli import bernoulli_log_prob_sum
@@ -76,23 +76,14 @@ def pyro_steps(svi_class, s: dict, x: torch.Tensor, steps: int) -> float:
 
 
 def plain_steps(s: dict, x: torch.Tensor, steps: int) -> float:
-    """The same ELBO step written out in PyTorch: no Pyro."""
+    """The same ELBO step written out in PyTorch (``svi_throughput.plain_elbo_step``): no Pyro."""
     model, guide = build(s)
     params = [*model.parameters(), *guide.parameters()]
     opt = torch.optim.Adam(params, lr=1e-3, fused=True)
     b = s["batch"]
 
     def step(xb):
-        loc, raw = guide.encoder(xb).split(guide.z_dim, -1)
-        scale = softplus(raw) + guide.min_scale
-        eps = torch.randn_like(loc)
-        z = loc + scale * eps
-        log_pz = -0.5 * (z**2).sum(-1)
-        log_qz = (-0.5 * eps**2 - scale.log()).sum(-1)  # the 2 pi terms cancel
-        loss = -(bernoulli_log_prob_sum(model.decoder(z), xb) + log_pz - log_qz).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        plain_elbo_step(model, guide, opt, xb, bernoulli_log_prob_sum)
 
     step(x[:b])
     step(x[:b])

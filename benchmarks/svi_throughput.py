@@ -36,6 +36,20 @@ def standard_log_px(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return -binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
 
+def plain_elbo_step(model, guide, opt, xb: torch.Tensor, log_px=standard_log_px) -> None:
+    """One step of the single-sample ELBO written out by hand: no Pyro."""
+    loc, raw = guide.encoder(xb).split(guide.z_dim, -1)
+    scale = softplus(raw) + guide.min_scale
+    eps = torch.randn_like(loc)
+    z = loc + scale * eps
+    log_pz = -0.5 * (z**2).sum(-1)
+    log_qz = (-0.5 * eps**2 - scale.log()).sum(-1)  # the 2 pi terms cancel
+    loss = -(log_px(model.decoder(z), xb) + log_pz - log_qz).sum()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
 def plain_loop(
     model, guide, x: torch.Tensor, batch: int, lr: float, log_px=standard_log_px, **adam
 ) -> None:
@@ -43,17 +57,7 @@ def plain_loop(
     opt = torch.optim.Adam([*model.parameters(), *guide.parameters()], lr=lr, **adam)
     perm = torch.randperm(len(x), device=x.device)
     for i in range(0, len(x), batch):
-        xb = x[perm[i : i + batch]]
-        loc, raw = guide.encoder(xb).split(guide.z_dim, -1)
-        scale = softplus(raw) + guide.min_scale
-        eps = torch.randn_like(loc)
-        z = loc + scale * eps
-        log_pz = -0.5 * (z**2).sum(-1)
-        log_qz = (-0.5 * eps**2 - scale.log()).sum(-1)  # the 2 pi terms cancel
-        loss = -(log_px(model.decoder(z), xb) + log_pz - log_qz).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        plain_elbo_step(model, guide, opt, x[perm[i : i + batch]], log_px)
 
 
 def build(device):

@@ -25,7 +25,7 @@ from pyro.infer import ELBO, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.util import get_dependent_plate_dims, torch_sum
 from torch.distributions import kl_divergence
 
-from .annealing import KLWarmup, LatentScale
+from .annealing import KLWarmup
 from .base import ParticleObjective
 
 
@@ -164,10 +164,7 @@ def _particles(obj: ParticleObjective, model, guide, args, kwargs) -> TensorLoss
 
 def _kl_warmup(obj: KLWarmup, model, guide, args, kwargs) -> TensorLoss:
     """The base loss with its latent sites weighted by this epoch's KL weight."""
-    if obj.kl_weight == 1.0:
-        return tensor_loss(obj.base, model, guide, args, kwargs)
-    with LatentScale(obj.kl_weight):
-        return tensor_loss(obj.base, model, guide, args, kwargs)
+    return obj._run(tensor_loss, obj.base, model, guide, args, kwargs)
 
 
 TENSOR_LOSSES: dict[type, Callable[..., TensorLoss]] = {

@@ -70,6 +70,7 @@ class Plan:
 
     def __post_init__(self) -> None:
         self.run = straight_line(self.graph)
+        self.param_set = frozenset(self.params)  # what the optimizer is handed, made once
 
     def __call__(self, tensors: list[torch.Tensor]) -> float:
         with torch.no_grad():  # the graph holds the backward pass itself
@@ -193,7 +194,7 @@ class ReplayedSVI(SVI):
         if plan is None:
             return super().step(*args, **kwargs)
         loss = plan(tensors)
-        self.optim(set(plan.params))
+        self.optim(plan.param_set)
         zero_grads(plan.params)
         self.replayed += 1
         return loss
@@ -201,7 +202,7 @@ class ReplayedSVI(SVI):
     def _eager_now(self) -> str | None:
         if is_validation_enabled():
             return "Pyro's validation is on"
-        if not list(pyro.get_param_store().keys()):
+        if not len(pyro.get_param_store()):
             return "the parameters do not exist yet"
         if runtime._PYRO_STACK:
             self._say("a Pyro handler is active around the step (per-point noise, say)")
