@@ -18,7 +18,7 @@ from pathlib import Path
 from . import __version__
 from .core.errors import UserError
 from .core.threads import using_threads
-from .layout import RECIPE, SCORES_CSV
+from .layout import BEST, CHECKPOINT, RECIPE, SCORES_CSV
 
 # where `ppl-vae sample --label` looks for the reference classifier of label fidelity
 DEFAULT_REFERENCE = "runs/reference/mnist_convnet.pt"
@@ -215,6 +215,12 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         help="score the checkpoint of a run that is still training, as of now; the results go "
         "into RUN/eval_step<S> (S: the step scored), not beside the run's final ones",
     )
+    p.add_argument(
+        "--best",
+        action="store_true",
+        help=f"score {BEST}, the best epoch by validation ELBO that train.keep_best kept, "
+        f"instead of the last epoch",
+    )
     _threads_arg(p, "the evaluation")
 
 
@@ -256,6 +262,7 @@ def _evaluate(a: argparse.Namespace) -> int:
         world=world,
         options=_ais_options(a, not a.no_progress and world.is_main),
         while_training=a.while_training,
+        weights=BEST if a.best else CHECKPOINT,
     )
     if not world.is_main:
         return 0

@@ -4,6 +4,7 @@ A run dir ``runs/<name>/`` holds
 
 - ``recipe.toml``: the resolved recipe it was trained with;
 - ``checkpoint.pt``: weights, optimizer and RNG states, position (exact resume);
+- ``best.pt`` (with ``train.keep_best``): the same, as of the best epoch by validation ELBO;
 - ``metrics.csv``: one row per epoch; ``summary.json``: the final figures of the training;
 - ``eval.json`` (for machines) and ``eval.nc`` (an arviz netCDF, for notebooks): the bounds
   that ``ppl-vae evaluate`` wrote; ``scores.csv``: per-data-point scores;
@@ -24,6 +25,7 @@ from pathlib import Path
 
 RECIPE = "recipe.toml"
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # train.keep_best: the weights of the best epoch by validation ELBO
 METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 EVAL_JSON = "eval.json"

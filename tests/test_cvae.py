@@ -77,3 +77,77 @@ def test_completions_picture_says_what_is_gray():
         title = plot_completions(model, x, cond, draws=2).axes[0].get_title()
         assert "Gray in the input: the quadrants hidden from the model" in title
         assert "fills in" in title and fill in title
+
+
+def _baseline_and_pyro_cvae():
+    torch.manual_seed(0)
+    baseline = build_cvae(784, 4, baseline=True, hidden=[16])
+    return baseline, build_cvae(784, 4, hidden=[16], variant="pyro", guess=baseline)
+
+
+def test_pyro_variant_reads_the_frozen_guess_and_generates_from_z_alone():
+    import pyro
+    from pyro.infer import SVI, Trace_ELBO
+    from pyro.optim import Adam
+
+    from ppl_vae import build_guide
+    from ppl_vae.guides.conditional import CondGuide
+
+    baseline, model = _baseline_and_pyro_cvae()
+    x = torch.bernoulli(torch.full((6, 784), 0.3))
+    cond = quadrant_split(Splits(x, x, x, image_shape=(1, 28, 28), binarize="static"), 2)
+    cond = cond.cond["train"]
+    hidden = ~given_mask(2)
+    guess = baseline.complete(cond)  # the baseline's mean in the hidden pixels, x_in elsewhere
+    assert torch.equal(model.prior_input(cond), guess)
+    assert model.generation_net[0].in_features == 4  # z alone
+    assert not torch.equal(guess[:, hidden], cond[:, hidden])
+    # the baseline's weights are buffers: no parameter, no Pyro param site, never trained
+    assert not [n for n, _ in model.named_parameters() if n.startswith("guess")]
+    frozen = {n: b.clone() for n, b in model.named_buffers() if n.startswith("guess")}
+    assert len(frozen) == 4  # two linear layers' weights and biases
+    guide = CondGuide(build_guide("diagonal", 2 * 784, 4, hidden=[16]))
+    pyro.clear_param_store()
+    svi = SVI(model, guide, Adam({"lr": 0.1}), Trace_ELBO())
+    for _ in range(3):
+        svi.step(x, cond=cond)
+    assert not [n for n in pyro.get_param_store() if "guess" in n]
+    assert all(torch.equal(b, frozen[n]) for n, b in model.named_buffers() if n in frozen)
+    moved = model.prior_net[0].weight.detach().clone()
+    svi.step(x, cond=cond)
+    assert not torch.equal(moved, model.prior_net[0].weight)  # the prior network does train
+
+
+def test_pyro_variant_needs_a_baseline():
+    from ppl_vae.core.errors import InputError
+
+    with pytest.raises(InputError, match="guess="):
+        build_cvae(784, 4, hidden=[16], variant="pyro")
+
+
+def test_pyro_variant_recipe_checks_its_baseline(tmp_path):
+    from pathlib import Path
+
+    from ppl_vae.core.errors import RecipeError, UnknownNameError
+    from ppl_vae.layout import CHECKPOINT, RECIPE
+    from ppl_vae.runs import recipe as config
+    from ppl_vae.runs.build import check_recipe
+
+    file = Path(__file__).resolve().parents[1] / "models" / "mnist_cvae_quadrants.toml"
+    base = tmp_path / "base_q1"
+    base.mkdir()
+    config.save(config.load(file, ["model.options.baseline=true"]), base / RECIPE)
+    (base / CHECKPOINT).touch()  # the check reads the recipe; the weights are read at build
+
+    def check(*sets):
+        check_recipe(config.load(file, ['model.options.variant="pyro"', *sets]), "r.toml")
+
+    check(f'model.options.baseline_run="{base}"')  # a baseline of the same task: accepted
+    with pytest.raises(RecipeError, match="baseline_run = ''.*train one first"):
+        check()
+    with pytest.raises(RecipeError, match="its data.given_quadrants is 1, this recipe needs 2"):
+        check(f'model.options.baseline_run="{base}"', "data.given_quadrants=2")
+    with pytest.raises(RecipeError, match="no latent and no variant"):
+        check(f'model.options.baseline_run="{base}"', "model.options.baseline=true")
+    with pytest.raises(UnknownNameError, match="Did you mean 'pyro'"):
+        check('model.options.variant="pyr"')

@@ -6,7 +6,11 @@ weights, and every bound over them, are for log p(x_out | x_in).
 
 - ``CVAE``: z ~ p(z | x_in) = N(mu(x_in), sigma(x_in)) (the prior network), x_out ~
   likelihood(generation([z, x_in])); its guide is the recognition network q(z | x_in, x_out),
-  any registered guide reading ``[x, cond]`` (``guides.conditional.CondGuide``).
+  any registered guide reading ``[x, cond]`` (``guides.conditional.CondGuide``). Which inputs
+  the prior and generation networks read is its ``variant`` (``CVAE_VARIANTS``): ``sohn``, as
+  above, or ``pyro``, Pyro's tutorial model, whose prior network reads x_in with the hidden
+  pixels filled in by a frozen, trained baseline's guess, and whose generation network reads z
+  alone.
 - ``Baseline``: x_out ~ likelihood(net(x_in)), no latent; trained by maximum likelihood (its
   ELBO is exact), its guide is ``guides.conditional.NoLatents``.
 
@@ -20,6 +24,7 @@ Conditional Generative Models; Pyro's conditional VAE tutorial.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pyro
 import pyro.distributions as dist
@@ -28,11 +33,31 @@ from pyro.nn import PyroModule
 from torch.nn.functional import softplus
 
 from ..core.errors import DataError, InputError
+from ..core.registry import lookup
 from .checks import check_batch
 from .labelled import joined
 from .likelihoods import Likelihood, build_likelihood
-from .nets import build_net
+from .nets import Frozen, build_net
 from .parts import build_decoder
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Which inputs the CVAE's networks read."""
+
+    prior_reads_guess: bool  # x_in with a frozen baseline's guess in the hidden pixels
+    generation_reads_input: bool  # [z, x_in]; else z alone
+    about: str
+
+
+CVAE_VARIANTS: dict[str, Variant] = {
+    "sohn": Variant(False, True, "p(z | x_in), p(x_out | z, x_in) (Sohn et al. 2015)"),
+    "pyro": Variant(
+        True,
+        False,
+        "p(z | x_in, baseline's guess), p(x_out | z): Pyro's CVAE tutorial",
+    ),
+}
 
 
 class _Conditional(PyroModule):
@@ -78,31 +103,44 @@ class CVAE(_Conditional):
         x_dim: int,
         image_shape=None,
         min_scale: float = 1e-4,
+        guess: Frozen | None = None,
+        generation_reads_input: bool = True,
     ):
         super().__init__(likelihood, x_dim, image_shape)
         self.prior_net = prior_net
         self.generation_net = generation_net
         self.z_dim = z_dim
         self.min_scale = min_scale
+        self.guess = guess  # a frozen baseline's network: x_in -> its likelihood's parameters
+        self.generation_reads_input = generation_reads_input
+
+    def prior_input(self, cond: torch.Tensor) -> torch.Tensor:
+        """x_in, or with a baseline, x_in with its guess (the mean) in the hidden pixels."""
+        if self.guess is None:
+            return cond
+        return torch.where(cond == -1, self.likelihood(self.guess(cond)).mean, cond)
 
     def prior_given(self, cond: torch.Tensor) -> dist.Distribution:
         """p(z | x_in), batch ``[N]``, event ``[z_dim]``."""
-        loc, raw = self.prior_net(cond).split(self.z_dim, -1)
+        loc, raw = self.prior_net(self.prior_input(cond)).split(self.z_dim, -1)
         return dist.Normal(loc, softplus(raw) + self.min_scale).to_event(1)
+
+    def generate(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The likelihood's parameters from z (and x_in, unless the variant reads z alone)."""
+        return self.generation_net(joined(z, cond) if self.generation_reads_input else z)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> None:
         self.check_cond(x, cond)
         with pyro.plate("data", x.shape[0]):
             z = pyro.sample("z", self.prior_given(cond))
-            params = self.generation_net(joined(z, cond))
-            pyro.sample("x", self.observation(params, cond), obs=x)
+            pyro.sample("x", self.observation(self.generate(z, cond), cond), obs=x)
 
     @torch.no_grad()
     def complete(self, cond: torch.Tensor, mean: bool = True) -> torch.Tensor:
         """One completion of each input (z from the prior network): given pixels kept,
         hidden ones the mean (or a sample) of p(x_out | z, x_in)."""
         z = self.prior_given(cond).sample()
-        px = self.likelihood(self.generation_net(joined(z, cond)))
+        px = self.likelihood(self.generate(z, cond))
         guess = px.mean if mean else px.sample()
         return torch.where(cond == -1, guess, cond)
 
@@ -135,14 +173,34 @@ def build_cvae(
     hidden: Sequence[int] = (500, 500),
     activation: str = "relu",
     image_shape: Sequence[int] | None = None,
+    variant: str = "sohn",
+    guess: Baseline | None = None,
 ) -> _Conditional:
-    """Builds the CVAE (MLP prior and generation networks) or, with ``baseline``, the plain
-    network."""
+    """Builds the CVAE (MLP prior and generation networks) of a variant (``CVAE_VARIANTS``) or,
+    with ``baseline``, the plain network. A variant whose prior reads a guess needs ``guess``,
+    a trained ``Baseline`` of the same task, which is frozen into the CVAE."""
     lik = build_likelihood(likelihood, x_dim, **(likelihood_options or {}))
     if baseline:
         return Baseline(
             build_decoder("mlp", x_dim, lik, hidden, activation), lik, x_dim, image_shape
         )
+    v = lookup(CVAE_VARIANTS, variant, "CVAE variant")
+    if v.prior_reads_guess and guess is None:
+        raise InputError(
+            f"the {variant!r} CVAE's prior network reads a trained baseline's guess: pass "
+            f"guess=, a trained Baseline of the same task (recipes: model.options.baseline_run)."
+        )
+    frozen = Frozen(guess.net) if v.prior_reads_guess else None
     prior = build_net("encoder", "mlp", x_dim, 2 * z_dim, hidden, activation)
-    gen = build_decoder("mlp", z_dim + x_dim, lik, hidden, activation)
-    return CVAE(prior, gen, lik, z_dim, x_dim, image_shape)
+    gen_in = z_dim + x_dim if v.generation_reads_input else z_dim
+    gen = build_decoder("mlp", gen_in, lik, hidden, activation)
+    return CVAE(
+        prior,
+        gen,
+        lik,
+        z_dim,
+        x_dim,
+        image_shape,
+        guess=frozen,
+        generation_reads_input=v.generation_reads_input,
+    )

@@ -6,6 +6,7 @@ data dimensions pass through unchanged.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 
@@ -121,6 +122,23 @@ def _check_image(image_shape: Sequence[int] | None, features: int) -> tuple[int,
     if h % 4 or w % 4:
         raise InputError(f"conv nets need height and width divisible by 4, got {h}x{w}.")
     return c, h, w
+
+
+class Frozen(nn.Module):
+    """A trained network, frozen: its weights are buffers of this module, so they move and are
+    saved with their owner but are never trained (no Pyro param site, no gradient). It runs a
+    private copy of the network with those buffers as its weights."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self._shell = (copy.deepcopy(net).requires_grad_(False),)  # a tuple: not a submodule
+        self._names = [name for name, _ in net.named_parameters()]
+        for i, (_, p) in enumerate(net.named_parameters()):
+            self.register_buffer(f"w{i}", p.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = {name: getattr(self, f"w{i}") for i, name in enumerate(self._names)}
+        return torch.func.functional_call(self._shell[0], weights, (x,))
 
 
 ENCODERS: dict[str, type[nn.Module]] = {"mlp": MLP, "conv": ConvEncoder}

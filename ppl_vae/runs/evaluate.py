@@ -12,7 +12,7 @@ import torch
 from ..bounds import DEFAULT_KS, auto_chunk, evaluate, write_results, write_scores
 from ..data import load_data
 from ..distributed import SINGLE, World
-from ..layout import SCORES_CSV, eval_dir
+from ..layout import CHECKPOINT, SCORES_CSV, eval_dir
 from ..provenance import record, utc_now
 from .state import load_scored
 
@@ -36,6 +36,7 @@ def evaluate_run(
     world: World = SINGLE,
     options: dict[str, dict[str, Any]] | None = None,
     while_training: bool = False,
+    weights: str = CHECKPOINT,
 ) -> dict[str, Any]:
     """Evaluates the run in ``run_dir`` on its ``split`` (or on another ``dataset``, with the
     run's binarization) and writes ``eval.json`` and ``eval.nc`` (and ``scores.csv`` with
@@ -47,11 +48,12 @@ def evaluate_run(
     A run that is still training is refused (RunDirError, with its progress) unless
     ``while_training``: then its checkpoint as of now is scored, and the results go into
     ``eval_step<S>/`` (S: the step scored) unless ``out`` is given. Every file written carries
-    the provenance of the checkpoint scored (``ppl_vae.provenance``).
+    the provenance of the checkpoint scored (``ppl_vae.provenance``). ``weights = "best.pt"``
+    scores the epoch that ``train.keep_best`` selected on the validation split.
     """
     started = utc_now()
     run, scored, training = load_scored(
-        run_dir, data_dir, device, world, while_training=while_training
+        run_dir, data_dir, device, world, while_training=while_training, weights=weights
     )
     data = run.data
     if dataset:
@@ -86,6 +88,8 @@ def evaluate_run(
         "processes": world.size,
         "seconds": time.perf_counter() - t0,
     }
+    if weights != CHECKPOINT:  # the epoch selected on the validation split (train.keep_best)
+        meta["weights"] = weights
     meta["provenance"] = record(
         run.path, started=started, seed=seed, device=run.device, checkpoint=scored
     )

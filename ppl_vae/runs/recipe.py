@@ -108,6 +108,8 @@ class TrainConfig:
     tensorboard: bool = False  # also log to RUN/tensorboard (the optional tensorboard extra)
     threads: int = 0  # torch's intra-op threads while training; 0: torch's default (all cores)
     replay: bool = True  # step by a traced plan (training.replay): same results, less overhead
+    keep_best: bool = False  # also keep the best epoch by validation ELBO in RUN/best.pt
+    patience: int = 0  # stop after this many epochs without a better validation ELBO; 0: off
 
 
 @dataclass(frozen=True)

@@ -142,13 +142,16 @@ def load_run(
     data_dir: str | Path | None = None,
     device: str | torch.device = "cpu",
     world: World = SINGLE,
+    weights: str = CHECKPOINT,
 ) -> Run:
-    """Loads a trained run: its recipe, data, and model and guide with the checkpoint's weights,
-    on ``device`` (a name for ``ppl_vae.distributed.resolve_device``, or a torch.device)."""
+    """Loads a trained run: its recipe, data, and model and guide with the weights of its
+    ``weights`` file (``checkpoint.pt``, the last epoch; ``best.pt``, the best by validation
+    ELBO, with ``train.keep_best``), on ``device`` (a name for
+    ``ppl_vae.distributed.resolve_device``, or a torch.device)."""
     path = Path(path)
     recipe = load_recipe(path)
     dev = resolve_device(device, world)
     data = build_data(recipe, data_dir).to(dev)
     model, guide = build_parts(recipe, data)
-    load_weights(path / CHECKPOINT, model, guide)
+    load_weights(path / weights, model, guide)
     return Run(path, recipe, model.to(dev).eval(), guide.to(dev).eval(), data, dev)

@@ -119,11 +119,14 @@ def load_scored(
     *,
     while_training: bool = False,
     what: str = "evaluate",
+    weights: str = CHECKPOINT,
 ):
     """``load_run`` for a command that scores a run (``what``: evaluate, bdmc, diagnose), and
     the ``checkpoint_info`` of the checkpoint it loaded. A run still training is refused with
     its progress, unless ``while_training``: then its checkpoint as of now is loaded (read
-    twice around the load, so a checkpoint replaced meanwhile is caught and loaded again)."""
+    twice around the load, so a checkpoint replaced meanwhile is caught and loaded again).
+    ``weights``: the file whose weights are scored (``best.pt``: the epoch selected on the
+    validation split)."""
     from .run import load_run
 
     status = run_status(run_dir)
@@ -147,10 +150,16 @@ def load_scored(
                 else "."
             )
         )
+    if not (path / weights).is_file():
+        raise RunDirError(
+            f"run {path} has no {weights} to {what}: only a run trained with train.keep_best = "
+            f"true keeps one (its best epoch by validation ELBO). Train with --set "
+            f"train.keep_best=true, or {what} its last epoch ({CHECKPOINT})."
+        )
     for _ in range(3):
-        before = checkpoint_info(path / CHECKPOINT)
-        run = load_run(path, data_dir, device, world)
-        if checkpoint_info(path / CHECKPOINT) == before:
+        before = checkpoint_info(path / weights)
+        run = load_run(path, data_dir, device, world, weights)
+        if checkpoint_info(path / weights) == before:
             return run, before, status.state == "training"
     raise RunDirError(f"the checkpoint of {path} changed during every load; try again.")
 

@@ -24,9 +24,10 @@ from pyro.infer import SVI
 from ..core.errors import TrainingDiverged
 from ..data import Splits
 from ..distributed import SINGLE, World, all_gather, all_reduce_sum, barrier
-from ..layout import CHECKPOINT, METRICS
+from ..layout import BEST, CHECKPOINT, METRICS
 from .checkpoint import DeferredInterrupt, Position, rng_state, save_training
 from .progress import Progress, resume_line, write_metrics
+from .selection import best_epoch, stalled
 
 Row = dict[str, float]
 
@@ -35,12 +36,16 @@ Row = dict[str, float]
 class Schedule:
     """How long training runs and when it saves: ``epochs`` in all, at most ``max_steps`` SVI
     steps (0: no limit), a checkpoint every ``checkpoint_every`` epochs and every
-    ``checkpoint_steps`` steps (0: off), and always at the end."""
+    ``checkpoint_steps`` steps (0: off), and always at the end; with ``keep_best``, the best
+    epoch by validation ELBO in ``best.pt`` too, and with ``patience``, an early stop
+    (``training.selection``)."""
 
     epochs: int
     max_steps: int = 0
     checkpoint_every: int = 1
     checkpoint_steps: int = 0
+    keep_best: bool = False  # write the best validation epoch's weights to best.pt
+    patience: int = 0  # stop after this many epochs without a better validation ELBO; 0: off
 
     def done(self, pos: Position) -> bool:
         return pos.epoch >= self.epochs or self.out_of_steps(pos)
@@ -90,6 +95,7 @@ class Loop:
         self.history: list[Row] = []
         self.saved: tuple[int, int, int] | None = None  # (epoch, batch, step) on disk
         self.restored = False
+        self.stopped_early = False  # patience ran out (training.selection)
         self.interrupt = DeferredInterrupt(self.stopped_at_once)
 
     @property
@@ -101,9 +107,10 @@ class Loop:
         self.pos, self.history = position, history
         self.saved = (position.epoch, position.batch, position.step)
         self.restored = True
+        self.stopped_early = stalled(history, self.schedule.patience)  # the same on every rank
 
     def done(self) -> bool:
-        return self.schedule.done(self.pos)
+        return self.schedule.done(self.pos) or self.stopped_early
 
     def run(
         self,
@@ -174,6 +181,9 @@ class Loop:
         if finished:
             self.pos = self.pos.next_epoch(self.generator.get_state())
             self.history.append(row)
+            best, self.stopped_early = self.selected()
+            if best:  # before the checkpoint: a crash in between redoes this epoch exactly
+                self.write(BEST)
         every = self.schedule.checkpoint_every
         due = self.done() or (finished and self.pos.epoch % every == 0)
         if due or self.schedule.save_after_step(self.pos):
@@ -183,6 +193,19 @@ class Loop:
         if self.run_dir is not None and self.world.is_main:
             write_metrics(self.run_dir / METRICS, self.history)
         self.check_interrupt()
+
+    def selected(self) -> tuple[bool, bool]:
+        """(the epoch just ended is the best so far and is to be kept, patience has run out):
+        decided on rank 0, which alone scores the validation split, and shared."""
+        s = self.schedule
+        flags = [
+            float(s.keep_best and best_epoch(self.history) == len(self.history)),
+            float(stalled(self.history, s.patience)),
+        ]
+        if self.world.active:
+            mine = torch.tensor(flags, dtype=torch.float64) * float(self.world.is_main)
+            flags = all_reduce_sum(mine, self.world).tolist()
+        return flags[0] > 0, flags[1] > 0
 
     def step(self, svi: SVI, xb: torch.Tensor, idx: torch.Tensor) -> float:
         """One SVI step on this rank's share; returns the loss summed over all ranks."""
@@ -242,13 +265,20 @@ class Loop:
         at = (self.pos.epoch, self.pos.batch, self.pos.step)
         if self.run_dir is None or self.saved == at:
             return
+        self.write(CHECKPOINT)
+        self.saved = at
+
+    def write(self, name: str) -> None:
+        """Writes the training state to ``run_dir/name`` (every rank takes part)."""
+        if self.run_dir is None:
+            return
         if not self._finite():
             self.diverged(self.pos.step, "the parameters became NaN or Inf")
         device = self.generator.device
         rngs = all_gather(rng_state(device), self.world)  # every rank's stream, for a resume
         if self.world.is_main:
             save_training(
-                self.run_dir / CHECKPOINT,
+                self.run_dir / name,
                 self.model,
                 self.guide,
                 self.optim,
@@ -258,7 +288,6 @@ class Loop:
                 rngs,
             )
         barrier(self.world)  # no rank goes on (or resumes) before the file is on disk
-        self.saved = at
 
     def check_interrupt(self) -> None:
         """After a first Ctrl-C: saves the state after the last whole step and stops."""

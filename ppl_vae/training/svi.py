@@ -31,6 +31,7 @@ from .noise import NOISES
 from .optimizers import build_optimizer
 from .replay import ReplayedSVI
 from .schedule import build_schedule, scheduled
+from .selection import best_epoch
 from .tensorboard import TensorBoardLog
 
 __all__ = [
@@ -85,6 +86,8 @@ def fit(
     epoch_metrics: Callable[[Any, Any, Any], dict[str, float]] | None = None,
     threads: int = 0,
     replay: bool = False,
+    keep_best: bool = False,
+    patience: int = 0,
 ) -> FitResult:
     """Trains ``model`` and ``guide`` with ``pyro.infer.SVI`` and Adam.
 
@@ -133,6 +136,11 @@ def fit(
             runs only when a plan is traced (a print or a counter in ``forward`` would run once
             per plan); recipes, which build the toolkit's own parts, set it on
             (``train.replay``).
+        keep_best: also write the weights of the epoch with the best validation ELBO so far
+            to ``run_dir/best.pt`` (``ppl-vae evaluate --best`` scores them); needs a
+            validation split.
+        patience: stop once this many epochs have passed without a better validation ELBO
+            (0: run every epoch); needs a validation split (``training.selection``).
         epoch_metrics: ``(model, guide, data) -> {name: value}``, more figures for each
             epoch's metrics row (M1's classifier on the codes); keys that start with ``test_``
             also go into ``summary.json``.
@@ -154,11 +162,13 @@ def fit(
         noise=noise,
         resume=resume,
         run_dir=run_dir,
+        patience=patience,
     )
     dev = resolve_device(device, world)  # a name, or the device train_recipe resolved
     model.to(dev)
     guide.to(dev)
     data = _as_splits(data).to(dev)
+    _check_selection(data, keep_best, patience)
     run_dir = Path(run_dir) if run_dir is not None else None
     objective = objective if objective is not None else Trace_ELBO()
     # one optimizer over all parameters (a fused Adam by default), in Pyro's interface
@@ -169,7 +179,9 @@ def fit(
         guide,
         optim,
         data,
-        schedule=Schedule(epochs, max_steps, checkpoint_every, checkpoint_steps),
+        schedule=Schedule(
+            epochs, max_steps, checkpoint_every, checkpoint_steps, keep_best, patience
+        ),
         generator=torch.Generator(dev).manual_seed(seed),  # the same on every rank
         run_dir=run_dir,
         world=world,
@@ -252,10 +264,12 @@ def _check_args(
     noise: str,
     resume: bool,
     run_dir: str | Path | None,
+    patience: int = 0,
 ) -> None:
     """Raises InputError for an argument of fit() that no run can use, naming its recipe key."""
     for name, value, least in (
         ("epochs", epochs, 1),
+        ("patience", patience, 0),
         ("batch_size", batch_size, 1),
         ("checkpoint_every", checkpoint_every, 1),
         ("checkpoint_steps", checkpoint_steps, 0),
@@ -268,6 +282,17 @@ def _check_args(
     lookup(NOISES, noise, "noise")
     if resume and run_dir is None:
         raise InputError("resume=True needs run_dir, the run to resume.")
+
+
+def _check_selection(data: Splits, keep_best: bool, patience: int) -> None:
+    """Epoch selection reads the validation split: refuse it without one."""
+    if (keep_best or patience) and not len(data.valid):
+        asked = "train.keep_best" if keep_best else "train.patience"
+        raise InputError(
+            f"{asked} selects epochs by their validation ELBO, and these data have no "
+            f"validation split; set data.valid_size > 0 (it is taken from the training images), "
+            f"or turn {asked} off."
+        )
 
 
 def _as_splits(data: Splits | torch.Tensor) -> Splits:
@@ -296,6 +321,7 @@ def _summary(result: FitResult) -> dict[str, Any]:
         "epochs": len(result.history),
         "train_elbo": result.history[-1]["train_elbo"] if result.history else None,
         "valid_elbo": result.history[-1].get("valid_elbo") if result.history else None,
+        "best_epoch": best_epoch(result.history),
         "test_elbo": result.test_elbo,
         "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
         # what a guide's epoch_metrics logged about the test split (M2: test_accuracy)
