@@ -16,63 +16,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
-from torch.nn.functional import binary_cross_entropy_with_logits
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # its shared helper: iwae_eval
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # shared helpers: iwae_eval, plain_ais
+
+from plain_ais import bernoulli_vae, plain_ais  # noqa: E402
 
 import ppl_vae as pv  # noqa: E402
 from ppl_vae.bounds.ais import ais  # noqa: E402
-from ppl_vae.bounds.anneal import sigmoid_schedule  # noqa: E402
 
 
-def plain_ais(model, guide, x, num_steps, num_chains, num_leapfrog, step):
+def plain_loop(model, guide, x, num_steps, num_chains, num_leapfrog, step):
     """The reference: forward AIS from q with HMC, written out in PyTorch for this VAE."""
     with torch.no_grad():
         loc, scale = guide.loc_scale(x)
-    d = loc.shape[-1]
-    const = 0.5 * d * math.log(2 * math.pi)
-
-    def parts(z):
-        z = z.detach().requires_grad_(True)
-        logits = model.decoder(z)
-        log_lik = -binary_cross_entropy_with_logits(
-            logits, x.expand_as(logits), reduction="none"
-        ).sum(-1)
-        log_p = log_lik - 0.5 * (z**2).sum(-1) - const
-        log_q = (-0.5 * ((z - loc) / scale) ** 2 - scale.log()).sum(-1) - const
-        (g_p,) = torch.autograd.grad(log_p.sum(), z)
-        g_q = -(z.detach() - loc) / scale**2  # by hand: no second backward
-        return z.detach(), log_p.detach(), log_q.detach(), g_p, g_q
-
-    betas = sigmoid_schedule(num_steps).tolist()
-    z = loc + scale * torch.randn(num_chains, *loc.shape)
-    z, lp, lq, gp, gq = parts(z)
-    log_w = torch.zeros(num_chains, x.shape[0], dtype=torch.float64)
-    for k in range(1, len(betas)):
-        b = betas[k]
-        log_w += (b - betas[k - 1]) * (lp - lq).double()
-        if k == len(betas) - 1:
-            break
-        r0 = torch.randn_like(z)
-        r = r0 + 0.5 * step * ((1 - b) * gq + b * gp)
-        z1, lp1, lq1, gp1, gq1 = z, lp, lq, gp, gq
-        for i in range(num_leapfrog):
-            z1, lp1, lq1, gp1, gq1 = parts(z1 + step * r)
-            r = r + (step if i < num_leapfrog - 1 else 0.5 * step) * ((1 - b) * gq1 + b * gp1)
-        h0 = -((1 - b) * lq + b * lp).double() + 0.5 * r0.double().square().sum(-1)
-        h1 = -((1 - b) * lq1 + b * lp1).double() + 0.5 * r.double().square().sum(-1)
-        acc = (torch.rand_like(h0).log() < h0 - h1) & torch.isfinite(h1)
-        m = acc.unsqueeze(-1)
-        z, gp, gq = torch.where(m, z1, z), torch.where(m, gp1, gp), torch.where(m, gq1, gq)
-        lp, lq = torch.where(acc, lp1, lp), torch.where(acc, lq1, lq)
-    return torch.logsumexp(log_w, 0) - math.log(num_chains)
+    log_joint = bernoulli_vae(model, x)
+    return plain_ais(log_joint, loc, scale, num_steps, num_chains, num_leapfrog, step)[0]
 
 
 def peak_in_fresh_process(a: argparse.Namespace, steps: int) -> float:
@@ -134,7 +98,7 @@ def main() -> None:
         )
         torch.manual_seed(r)
         plain.append(
-            timed(lambda: plain_ais(model, guide, x, a.steps, a.chains, a.leapfrog, a.step_size))
+            timed(lambda: plain_loop(model, guide, x, a.steps, a.chains, a.leapfrog, a.step_size))
         )
     t_tool, t_plain = min(t for t, _ in toolkit), min(t for t, _ in plain)
     diff = torch.stack([o for _, o in toolkit]).mean(0) - torch.stack([o for _, o in plain]).mean(0)

@@ -308,3 +308,59 @@ def test_every_guide_gives_the_target_exact_gradients(name, start):
         e[..., 1] = h
         fd = (getattr(target.score(state.z + e), f) - getattr(target.score(state.z - e), f)) / 2 / h
         torch.testing.assert_close(fd, getattr(state, g)[..., 1], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("prior", "likelihood"), [("standard", "bernoulli"), ("mog", "gaussian"), ("vamp", "bernoulli")]
+)
+def test_the_direct_log_joint_is_the_traced_one_and_ais_agrees(prior, likelihood):
+    """The VAE's log_joint (no trace at each leapfrog step) and q's closed-form score give what
+    the traces give, and AIS the same weights as with the model traced (float64)."""
+    from ppl_vae.model.parts import connect
+
+    model = build_model(8, 3, likelihood=likelihood, prior=prior, hidden=[6]).double()
+    guide = build_guide("diagonal", 8, 3, hidden=[6]).double()
+    connect(model, guide)
+    x = torch.bernoulli(torch.full((4, 8), 0.3, dtype=torch.float64))
+    target = Target(model, guide, x, 5, 1, "q")
+    state = target.initial()
+    assert target.direct and target.q_score is not None
+    values = target.unpack(state.z)
+    for a, b in zip(model.log_joint(x, values["z"]), target._traced_joint(values), strict=True):
+        torch.testing.assert_close(a, b.expand_as(a), atol=1e-12, rtol=1e-12)
+    runs = []
+    for direct in (True, False):
+        if not direct:
+            # a class without the capability (as LabelledVAE opts out): the model is traced
+            model.__class__ = type("Traced", (type(model),), {"log_joint": None})
+        torch.manual_seed(1)
+        runs.append(ais(model, guide, x, num_steps=10, num_chains=5, num_leapfrog=2))
+    assert not Target(model, guide, x, 5, 1, "q").direct
+    torch.testing.assert_close(runs[0].log_w, runs[1].log_w, atol=1e-10, rtol=1e-10)
+
+
+def test_a_model_whose_forward_is_not_the_vaes_is_traced():
+    """A subclass that changes forward but inherits log_joint: the check at the first draws
+    finds the values differ, and AIS reads traces; the toolkit's own subclasses opt out."""
+    from ppl_vae.core import JointDensity, has
+    from ppl_vae.model.hierarchical import HierarchicalVAE
+    from ppl_vae.model.labelled import LabelledVAE
+    from ppl_vae.model.vae import VAE
+
+    class Doubled(VAE):
+        def forward(self, x):
+            with pyro.plate("data", x.shape[0]):
+                z = pyro.sample("z", self.prior(x))
+                pyro.sample("x", self.observation(2 * z), obs=x)
+
+    model = build_model(8, 3, hidden=[6]).double()
+    model.__class__ = Doubled
+    guide = build_guide("diagonal", 8, 3, hidden=[6]).double()
+    x = torch.bernoulli(torch.full((4, 8), 0.3, dtype=torch.float64))
+    target = Target(model, guide, x, 3, 1, "q")
+    state = target.initial()
+    assert not target.direct
+    traced = target._traced_joint(target.unpack(state.z))[0]
+    torch.testing.assert_close(state.log_p, traced.expand_as(state.log_p))
+    assert not has(LabelledVAE.__new__(LabelledVAE), JointDensity)
+    assert not has(HierarchicalVAE.__new__(HierarchicalVAE), JointDensity)

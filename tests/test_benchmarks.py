@@ -53,13 +53,40 @@ def test_ais_accuracy_sweeps_the_grid_and_stays_below_the_exact_log_p(capsys):
     import ais_accuracy
 
     args = ["--n", "12", "--steps", "15", "--chains", "4", "--leapfrog", "2", "4"]
-    assert ais_accuracy.main([*args, "--accept", "0.65", "--repeats", "1"]) == 0
+    plain = ["--plain-leapfrog", "3", "--plain-step", "0.1", "0.2"]
+    assert ais_accuracy.main([*args, "--accept", "0.65", "--repeats", "1", *plain]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [(r["leapfrog"], r["schedule"]) for r in out["rows"]] == [
-        (2, "sigmoid"),
-        (2, "linear"),
-        (4, "sigmoid"),
-        (4, "linear"),
+    assert [(r["method"], r["leapfrog"], r["schedule"]) for r in out["rows"]] == [
+        ("ppl_vae", 2, "sigmoid"),
+        ("ppl_vae", 2, "linear"),
+        ("ppl_vae", 4, "sigmoid"),
+        ("ppl_vae", 4, "linear"),
+        ("plain", 3, "sigmoid"),
+        ("plain", 3, "sigmoid"),
     ]
     for r in out["rows"]:  # AIS is a stochastic lower bound: the gap is >= 0 in expectation
         assert r["gap"] > -5 * r["gap_se"]
+    assert out["ppl_vae_time_vs_plain_at_equal_variance"] > 0
+
+
+def test_plain_ais_is_exact_when_q_is_the_posterior():
+    """With q the exact posterior, every incremental weight is (b_k - b_k-1) log p(x), whatever
+    the HMC moves do: each log weight is log p(x). The posterior is diagonal (W's columns are
+    orthonormal), as the plain AIS's q is."""
+    import torch
+
+    sys.path.insert(0, str(BENCHMARKS))
+    from plain_ais import linear_gaussian, plain_ais
+
+    from ppl_vae import LinearGaussian
+
+    W = torch.eye(6, 3, dtype=torch.float64) * 1.5
+    truth = LinearGaussian(W, torch.linspace(-1, 1, 6, dtype=torch.float64), 0.7)
+    x = truth.sample(4, torch.Generator().manual_seed(0))
+    post = truth.posterior(x)
+    scale = post.covariance_matrix.diagonal(dim1=-2, dim2=-1).sqrt()
+    torch.manual_seed(0)
+    log_p, log_w = plain_ais(linear_gaussian(truth, x), post.loc, scale, 10, 3, 2, 0.3)
+    exact = truth.log_prob(x)
+    assert torch.allclose(log_w, exact.expand_as(log_w), atol=1e-9, rtol=0)
+    assert torch.allclose(log_p, exact, atol=1e-9, rtol=0)

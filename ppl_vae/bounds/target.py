@@ -6,7 +6,9 @@ The latent sites of the model (any number, each ``[C, N, *shape]`` under the par
 works on plain tensors. The start density s is the guide q(z|x) (``start="q"``) or the model's
 prior p(z) (``start="prior"``); both are read from traces, the model conditioned on ``z``
 (``poutine.condition``) and the guide conditioned on it too, so that a guide whose later sites
-depend on earlier ones (a hierarchical guide) is scored correctly.
+depend on earlier ones (a hierarchical guide) is scored correctly. Where they can be, both are
+read without traces: q(z|x) from ``guide.distribution(x)`` (built once) and log p(x, z) from
+``model.log_joint(x, z)`` (checked against the trace on each chunk's first draws).
 
 References: Neal (2001), Annealed Importance Sampling; Wu, Burda, Salakhutdinov & Grosse (2017),
 On the Quantitative Analysis of Decoder-Based Generative Models.
@@ -20,9 +22,9 @@ from dataclasses import dataclass
 
 import pyro.poutine as poutine
 import torch
-from torch.distributions import constraints
+from torch.distributions import Normal, constraints
 
-from ..core.contract import EncoderDistribution, has
+from ..core.contract import EncoderDistribution, JointDensity, has
 from ..core.errors import SiteError
 from ..core.tracing import (
     is_latent,
@@ -98,6 +100,8 @@ class Target:
         self.plates, self.start = plates, start
         self.shapes: dict[str, torch.Size] = {}
         self.q = None  # a guide's q(z|x) that does not depend on other latents: built once
+        self.direct = False  # log p(x, z) from model.log_joint, checked against the trace
+        self.q_score = None  # d log q / dz of a diagonal Normal q, without a backward pass
 
     def initial(self) -> State:
         """Draws z from the start density for every chain and point, and scores it."""
@@ -129,6 +133,7 @@ class Target:
             self.shapes[name] = v.shape[2:]
         self.dtype = next(iter(values.values())).dtype
         self._fixed_q(values)
+        self._direct_joint(values)
         return self.score(self.pack(values))
 
     def _fixed_q(self, values: dict) -> None:
@@ -137,6 +142,24 @@ class Target:
         if self.start == "q" and list(values) == ["z"] and has(self.guide, EncoderDistribution):
             with torch.no_grad():
                 self.q = self.guide.distribution(self.x)
+            base = getattr(self.q, "base_dist", None)
+            if isinstance(base, Normal) and self.q.reinterpreted_batch_ndims == 1:
+                loc, var = base.loc, base.scale**2  # its score in z, in closed form
+                self.q_score = lambda z: -(z - loc) / var
+
+    def _direct_joint(self, values: dict) -> None:
+        # One latent site and a model with log_joint(x, z) (the toolkit's VAE): every leapfrog
+        # step scores it without a trace of the model, once it matched the trace here.
+        if list(values) != ["z"] or not has(self.model, JointDensity):
+            return
+        with torch.no_grad():
+            traced = self._traced_joint(values)
+            direct = self.model.log_joint(self.x, values["z"])
+        shape = values["z"].shape[:2]
+        self.direct = all(
+            d.shape == shape and torch.allclose(d, t.expand(shape), rtol=1e-6, atol=1e-6)
+            for d, t in zip(direct, traced, strict=True)
+        )
 
     def pack(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
         c, n = self.plate.size, self.x.shape[0]
@@ -151,6 +174,11 @@ class Target:
         }
 
     def _log_joint(self, values: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.direct:
+            return self.model.log_joint(self.x, values["z"])
+        return self._traced_joint(values)
+
+    def _traced_joint(self, values: dict) -> tuple[torch.Tensor, torch.Tensor]:
         tr = poutine.trace(poutine.condition(self.plate(self.model), data=values)).get_trace(self.x)
         log_p, log_prior = 0.0, 0.0
         for site in tr.nodes.values():
@@ -179,9 +207,11 @@ class Target:
             log_s = log_prior if self.start == "prior" else self._log_q(values)
             shape = z.shape[:2]
             log_p, log_s = log_p.expand(shape), log_s.expand(shape)
-            grad_p, grad_s = (
-                _grad(f, z, what) for f, what in ((log_p, "the model"), (log_s, "the start"))
-            )
+            grad_p = _grad(log_p, z, "the model")
+            if self.q_score is not None:
+                grad_s = self.q_score(z.detach())
+            else:
+                grad_s = _grad(log_s, z, "the start")
         return State(z.detach(), log_p.detach(), log_s.detach(), grad_p, grad_s)
 
 

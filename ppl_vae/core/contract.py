@@ -95,6 +95,16 @@ class HasPrior(Protocol):
 
 
 @runtime_checkable
+class JointDensity(Protocol):
+    """``log_joint(x, z)``: (log p(x, z), log p(z)), each ``[C, N]`` for z ``[C, N, z_dim]``,
+    computed directly for a model with one latent site ``"z"``. AIS and BDMC score every
+    leapfrog step with it instead of a trace of the model, after checking once per chunk that
+    it gives the trace's values; a model without it (or whose values differ) is traced."""
+
+    def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@runtime_checkable
 class Samples(Protocol):
     """``sample(n, mean=True)``: ``n`` data points drawn from the model, ``[n, x_dim]`` (their
     means by default). ``ppl-vae sample``, TensorBoard images and BDMC's simulation use it."""
@@ -284,6 +294,7 @@ CAPABILITIES: dict[str, type] = {
         Conditioned,
         SumsOutLabel,
         HasPrior,
+        JointDensity,
         Samples,
         HasImages,
         HasLikelihood,

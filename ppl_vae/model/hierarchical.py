@@ -113,6 +113,8 @@ class HierarchicalVAE(VAE):
     latent sizes from z_1 up, and ``z_dim`` is the top one, that of the prior.
     """
 
+    log_joint = None  # its forward is not the VAE's: AIS traces it (JointDensity)
+
     def __init__(
         self,
         prior: nn.Module,

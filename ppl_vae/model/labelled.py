@@ -76,6 +76,8 @@ class LabelledVAE(VAE):
         image_shape: as for ``VAE``.
     """
 
+    log_joint = None  # its forward is not the VAE's: AIS traces it (JointDensity)
+
     takes_cond = True  # the label, as cond= (core.contract.Conditioned)
 
     def __init__(

@@ -85,6 +85,12 @@ class VAE(PyroModule):
             z = pyro.sample("z", self.prior(x))
             pyro.sample("x", self.observation(z), obs=x)
 
+    def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log p(x, z), log p(z)) at ``z[..., N, z_dim]``: what a trace of ``forward`` with z
+        given scores, without the trace (``core.contract.JointDensity``; AIS's leapfrog steps)."""
+        log_prior = self.prior(x).log_prob(z)
+        return log_prior + self.observation(z).log_prob(x), log_prior
+
     @torch.no_grad()
     def sample(self, n: int, mean: bool = True) -> torch.Tensor:
         """Draws ``n`` data points from the model (their means, by default), ``[n, x_dim]``."""
