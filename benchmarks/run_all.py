@@ -1,13 +1,14 @@
 """The speed suite in one command: every speed benchmark, each in its own process, one at a time.
 
-Runs ``svi_throughput.py``, ``iwae_eval.py``, ``objective_step_time.py``, ``step_speed.py``
-and ``checkpoint_cost.py``, writes each one's JSON to ``OUT/<name>.json`` and prints a summary
-of the figures the performance goals are stated in (docs/performance.md), dated, with the
-machine's float32 GEMM rate. Each script times its reference (a hand-written PyTorch loop, the
-GEMM rate) in the same process, so the ratios hold on a noisy machine better than the absolute
-figures; run on a quiet one.
+Runs ``svi_throughput.py``, ``iwae_eval.py``, ``objective_step_time.py``, ``step_speed.py``,
+``checkpoint_cost.py``, ``threads.py``, ``ais_speed.py`` and ``ais_accuracy.py`` (on the
+linear-Gaussian truth, against the plain HMC-AIS), writes each one's JSON to
+``OUT/<name>.json`` and prints a summary of the figures the performance goals are stated in
+(docs/performance.md), dated, with the machine's float32 GEMM rate. Each script times its
+reference (a hand-written PyTorch loop, the GEMM rate) in the same process, so the ratios hold
+on a noisy machine better than the absolute figures; run on a quiet one.
 
-    python benchmarks/run_all.py                        # the full figures (about 5 minutes)
+    python benchmarks/run_all.py                        # the full figures (about 8 minutes)
     python benchmarks/run_all.py --quick                # a smoke run (about a minute)
     python benchmarks/run_all.py --device cuda          # on a GPU
 """
@@ -24,6 +25,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
+AIS_SAME = ["--leapfrog", "2", "--accept", "0.65", "--schedules", "sigmoid"]
+AIS_SAME += ["--plain-leapfrog", "2", "10", "--plain-step", "0.05", "0.1", "0.2", "0.4"]
 # name: (full arguments, --quick arguments); --device is added where the script takes it
 SUITE = {
     "svi_throughput": ([], ["--images", "2000", "--repeats", "1"]),
@@ -31,6 +34,14 @@ SUITE = {
     "objective_step_time": ([], ["--steps", "3", "--repeats", "1"]),
     "step_speed": ([], ["--steps", "5", "--repeats", "1"]),
     "checkpoint_cost": ([], ["--repeats", "2"]),
+    "threads": ([], ["--steps", "3", "--repeats", "1"]),
+    "ais_speed": (["--n", "100", "--steps", "20"], ["--n", "10", "--steps", "3", "--repeats", "1"]),
+    # ours at its defaults (L = 2, step sizes from the pilot) against the plain HMC-AIS at
+    # every fixed step size of the grid, the same T and chains, on the linear-Gaussian truth
+    "ais_accuracy": (
+        [*AIS_SAME, "--n", "100", "--steps", "200", "--chains", "8", "--repeats", "2"],
+        [*AIS_SAME, "--n", "12", "--steps", "15", "--chains", "4", "--repeats", "1"],
+    ),
 }
 ON_DEVICE = {"svi_throughput", "iwae_eval"}
 
@@ -56,6 +67,18 @@ def summary(results: dict) -> dict:
         out["iwae_images_per_s"] = round(ev["ppl_vae"]["images_per_s"], 1)
         out["iwae_speed_vs_plain_loop"] = round(ev["speed_vs_plain"], 2)
         out["iwae_peak_mib_by_k"] = ev["ppl_vae_peak_mib_by_k"]
+    threads = results.get("threads")
+    if threads:
+        for what in ("batch20", "batch128", "eval"):
+            out[f"threads_2_over_1_{what}"] = round(threads["results"][f"{what}_2_over_1"], 3)
+    ais = results.get("ais_speed")
+    if ais:
+        out["ais_speed_vs_plain_same_step_size"] = ais["speed_vs_plain"]
+    acc = results.get("ais_accuracy")
+    if acc:
+        out["ais_time_vs_plain_at_equal_variance"] = round(
+            acc["ppl_vae_time_vs_plain_at_equal_variance"], 3
+        )
     return out
 
 

@@ -322,3 +322,43 @@ def test_recipes_replay_by_default_but_m2s_do_not_and_fit_asks():
     model, guide = _parts()
     result = pv.fit(model.float(), guide.float(), _data().float(), epochs=1, progress=False)
     assert result.replayed == 0  # fit replays only when asked (replay=True)
+
+
+def test_simplify_drops_aliases_double_transposes_and_twin_views_but_not_mutated_ones():
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    aten = torch.ops.aten
+
+    def f(w, x):
+        a, b = w.t(), w.t()  # twins: one call
+        c = torch.ops.aten.alias(x).t().t()  # x itself
+        d, e = x.t(), x.t()
+        e.mul_(2.0)  # changed in place: kept apart from its twin
+        return a @ x, b @ x, c + 1, d + 0, e
+
+    w, x = torch.randn(3, 3), torch.randn(3, 3)
+    graph = make_fx(f)(w, x)
+    want = f(w.clone(), x.clone())
+    replay_module.simplify(graph)
+    calls = [n.target for n in graph.graph.nodes if n.op == "call_function"]
+    assert aten.alias.default not in calls
+    assert calls.count(aten.t.default) == 3  # w.t() once, x.t() twice (one is mutated)
+    got = graph(w.clone(), x.clone())
+    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_a_burda_plan_holds_no_alias_and_no_twin_view():
+    model, guide = _parts()
+    x = _data()
+    svi = ReplayedSVI(model, guide, adam(1e-2), _objective("elbo"))
+    with pv.model.checks.checked_once(model, x):
+        svi.step(x)
+        svi.step(x)
+    (plan,) = svi.plans.values()
+    views = [
+        (n.target, str(n.args))
+        for n in plan.graph.graph.nodes
+        if n.op == "call_function" and n.target in replay_module.VIEWS
+    ]
+    assert len(views) == len(set(views))
+    assert not [n for n in plan.graph.graph.nodes if n.target is torch.ops.aten.alias.default]

@@ -69,6 +69,7 @@ class Plan:
     num_terms: int
 
     def __post_init__(self) -> None:
+        simplify(self.graph)
         self.run = straight_line(self.graph)
         self.param_set = frozenset(self.params)  # what the optimizer is handed, made once
 
@@ -79,6 +80,53 @@ class Plan:
         for p, g in zip(self.stepped, grads, strict=True):
             p.grad = g if p.grad is None else p.grad + g
         return self.combine([float(t) for t in terms])
+
+
+aten = torch.ops.aten
+# views whose twins (the same operation on the same arguments) are the same tensor's geometry
+VIEWS = {aten.t.default, aten.expand.default, aten.view.default, aten.unsqueeze.default}
+
+
+def _in_place_on(node: torch.fx.Node) -> bool:
+    """Whether a user of ``node`` changes it in place (its data or its shape)."""
+    return any(
+        isinstance(u.target, torch._ops.OpOverload)
+        and u.target._schema.is_mutable
+        and u.args
+        and u.args[0] is node
+        for u in node.users
+    )
+
+
+def _key(a: Any) -> Hashable:
+    return tuple(_key(v) for v in a) if isinstance(a, list | tuple) else a
+
+
+def simplify(graph: torch.fx.GraphModule) -> None:
+    """Drops the calls that produce nothing new, in place: ``alias(x)`` and ``t(t(x))`` are x
+    itself, and a second view of the same tensor with the same arguments is the first one (the
+    forward and backward passes both transpose every weight). Views share their base's data,
+    so a caller sees the same values bit for bit; views changed in place are left alone."""
+    g = graph.graph
+    seen: dict[Hashable, torch.fx.Node] = {}
+    for node in list(g.nodes):
+        if node.op != "call_function":
+            continue
+        a = node.args[0] if node.args else None
+        same = None
+        if node.target is aten.alias.default:
+            same = a
+        elif node.target is aten.t.default and getattr(a, "target", None) is aten.t.default:
+            same = a.args[0]
+        elif node.target in VIEWS and not _in_place_on(node):
+            key = (node.target, _key(node.args), _key(tuple(node.kwargs.items())))
+            same = seen.setdefault(key, node)
+            same = None if same is node else same
+        if same is not None and not _in_place_on(node):
+            node.replace_all_uses_with(same)
+            g.erase_node(node)
+    g.eliminate_dead_code()
+    graph.recompile()
 
 
 def straight_line(graph: torch.fx.GraphModule) -> Callable[..., tuple]:
