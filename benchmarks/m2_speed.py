@@ -1,4 +1,5 @@
-"""M2 training speed: our model, guide and objective against Pyro's own ss_vae example.
+"""M2 training speed: our model, guide and objective against Pyro's own ss_vae example, and
+against a plain PyTorch M2 step of the same networks.
 
 Both train on the same batches of dynamically binarized MNIST images, in one process, with
 ``pyro.infer.SVI`` and ``pyro.optim.Adam`` (lr 4.2e-4): an unlabelled step (y enumerated,
@@ -8,7 +9,13 @@ hits both alike; each reports the median seconds per step. Pyro's example is rea
 fetched copy (``--pyro-example``: the folder holding ss_vae_M2.py and utils/); its visdom
 import is stubbed, nothing else of it changes.
 
+With ``--plain``, our step as ``fit`` takes it (the toolkit's fused Adam) is timed against the
+same loss written out in PyTorch (``plain``: y summed over the ten classes by hand, one z per
+class, the same networks, ``torch.optim.Adam(fused=True)``) in the same blocks; Pyro's example
+is then optional.
+
     python benchmarks/m2_speed.py --pyro-example /path/to/pyro/examples/vae --steps 100
+    python benchmarks/m2_speed.py --plain --steps 30
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import statistics
 import sys
 import time
@@ -32,6 +40,9 @@ from ppl_vae.guides import build_guide
 from ppl_vae.guides.labelled import build_labelled_guide
 from ppl_vae.model.labelled import build_labelled_model
 from ppl_vae.objectives.semi_supervised import SemiSupervisedELBO
+from ppl_vae.training.optimizers import build_optimizer
+
+ALPHA = 46.0
 
 
 def pyro_ssvae(folder: Path):
@@ -44,18 +55,64 @@ def pyro_ssvae(folder: Path):
     return mod.SSVAE
 
 
-def ours(lr: float):
-    """Our M2 (models/mnist_m2.toml's networks) and one SVI step function per batch kind."""
+def m2_parts():
+    """models/mnist_m2.toml's networks, from a fixed seed."""
+    pyro.set_rng_seed(0)
     model = build_labelled_model(
         784, 50, num_classes=10, label_prior=True, hidden=[500], activation="softplus"
     )
     z = build_guide("diagonal", 794, 50, hidden=[500], activation="softplus")
-    guide = build_labelled_guide(z, 784, 10, True, [500], "softplus")
-    svi = SVI(model, guide, Adam({"lr": lr}), SemiSupervisedELBO(alpha=46.0))
+    return model, build_labelled_guide(z, 784, 10, True, [500], "softplus")
+
+
+def ours(lr: float, fused: bool = False):
+    """Our M2 and one SVI step function per batch kind; ``fused``: the optimizer ``fit``
+    uses (else Pyro's Adam, as Pyro's example has)."""
+    model, guide = m2_parts()
+    optim = build_optimizer("adam", lr) if fused else Adam({"lr": lr})
+    svi = SVI(model, guide, optim, SemiSupervisedELBO(alpha=ALPHA))
     return {
         "unlabelled": lambda x, y: svi.step(x, cond=torch.full_like(y, -1)),
         "labelled": lambda x, y: svi.step(x, cond=y),
     }
+
+
+def plain_losses(model, guide) -> dict:
+    """M2's two losses written out in PyTorch, on our networks: no Pyro."""
+    c = model.num_classes
+
+    def elbo_terms(x, y):  # log p(x, y, z) - log q(z | x, y), one z per (class, point)
+        qz = guide.z_distribution(x, y)
+        z = qz.rsample()
+        log_pxz = model.observation_given(z, y).log_prob(x) + model.prior(x).log_prob(z)
+        return log_pxz - qz.log_prob(z) - math.log(c)
+
+    def unlabelled(x, y):
+        log_qy = guide.classify(x).log_softmax(-1).T  # [C, N]
+        terms = elbo_terms(x, torch.arange(c).view(c, 1))  # [C, N], every class at once
+        return -(log_qy.exp() * (terms - log_qy)).sum()
+
+    def labelled(x, y):
+        ce = torch.nn.functional.cross_entropy(guide.classify(x), y, reduction="sum")
+        return -elbo_terms(x, y).sum() + ALPHA * ce
+
+    return {"unlabelled": unlabelled, "labelled": labelled}
+
+
+def plain(lr: float):
+    """The plain PyTorch M2 step on the same networks, with a fused torch Adam."""
+    model, guide = m2_parts()
+    opt = torch.optim.Adam([*model.parameters(), *guide.parameters()], lr=lr, fused=True)
+
+    def step(loss):
+        def run(x, y):
+            opt.zero_grad()
+            loss(x, y).backward()
+            opt.step()
+
+        return run
+
+    return {kind: step(loss) for kind, loss in plain_losses(model, guide).items()}
 
 
 def theirs(ssvae_cls, lr: float):
@@ -91,7 +148,8 @@ def timed(fn, x, y) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pyro-example", required=True, type=Path)
+    p.add_argument("--pyro-example", type=Path, help="the folder of Pyro's ss_vae_M2.py")
+    p.add_argument("--plain", action="store_true", help="ours against a plain PyTorch step")
     p.add_argument("--steps", type=int, default=100, help="steps of each kind per implementation")
     p.add_argument("--batch", type=int, default=200)
     p.add_argument("--block", type=int, default=10, help="steps in a row before switching")
@@ -99,7 +157,13 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     data = load_data("mnist", args.data_dir, "none", subset=0)
-    impls = {"ours": ours(4.2e-4), "pyro_example": theirs(pyro_ssvae(args.pyro_example), 4.2e-4)}
+    if not args.plain and args.pyro_example is None:
+        p.error("give --pyro-example, --plain, or both")
+    impls = {"ours": ours(4.2e-4, fused=args.plain)}
+    if args.pyro_example is not None:
+        impls["pyro_example"] = theirs(pyro_ssvae(args.pyro_example), 4.2e-4)
+    if args.plain:
+        impls["plain"] = plain(4.2e-4)
     g = torch.Generator().manual_seed(0)
     times = {(n, k): [] for n in impls for k in ("unlabelled", "labelled")}
     for kind in ("unlabelled", "labelled"):
@@ -115,9 +179,14 @@ def main() -> None:
                     times[name, kind].append(timed(impl[kind], x, data.labels["train"][idx]))
             done += args.block
     median = {f"{n}/{k}": statistics.median(v) for (n, k), v in times.items()}
+    kinds = ("unlabelled", "labelled")
     ratio = {
-        k: median[f"pyro_example/{k}"] / median[f"ours/{k}"] for k in ("unlabelled", "labelled")
+        f"{other}_over_ours": {k: median[f"{other}/{k}"] / median[f"ours/{k}"] for k in kinds}
+        for other in impls
+        if other != "ours"
     }
+    if args.plain:  # the goal's figure: ours / plain, per step kind
+        ratio["ours_over_plain"] = {k: median[f"ours/{k}"] / median[f"plain/{k}"] for k in kinds}
     print(
         json.dumps(
             {
@@ -125,7 +194,7 @@ def main() -> None:
                 "steps": args.steps,
                 "threads": torch.get_num_threads(),
                 "median_seconds_per_step": median,
-                "pyro_over_ours": ratio,
+                **ratio,
                 "pyro": pyro.__version__,
             },
             indent=1,

@@ -92,3 +92,26 @@ def test_plain_ais_is_exact_when_q_is_the_posterior():
     exact = truth.log_prob(x)
     assert torch.allclose(log_w, exact.expand_as(log_w), atol=1e-9, rtol=0)
     assert torch.allclose(log_p, exact, atol=1e-9, rtol=0)
+
+
+def test_the_plain_m2_losses_are_ours_in_expectation():
+    """m2_speed's plain PyTorch M2 step computes SemiSupervisedELBO's loss: the means of 200
+    draws of each agree within 5 standard errors, unlabelled (y summed) and labelled."""
+    import torch
+
+    sys.path.insert(0, str(BENCHMARKS))
+    import m2_speed
+
+    from ppl_vae.objectives.semi_supervised import SemiSupervisedELBO
+
+    model, guide = m2_speed.m2_parts()
+    plain = m2_speed.plain_losses(model, guide)
+    ours = SemiSupervisedELBO(alpha=m2_speed.ALPHA)
+    x = torch.bernoulli(torch.full((6, 784), 0.2), generator=torch.Generator().manual_seed(0))
+    y = torch.arange(6)
+    for kind, cond in (("unlabelled", torch.full_like(y, -1)), ("labelled", y)):
+        a = [ours.differentiable_loss(model, guide, x, cond).item() for _ in range(200)]
+        b = [plain[kind](x, y).item() for _ in range(200)]
+        a, b = torch.tensor(a), torch.tensor(b)
+        se = ((a.var() + b.var()) / 200).sqrt()
+        assert abs(a.mean() - b.mean()) < 5 * se, kind
