@@ -1,14 +1,15 @@
 """The speed suite in one command: every speed benchmark, each in its own process, one at a time.
 
 Runs ``svi_throughput.py``, ``iwae_eval.py``, ``objective_step_time.py``, ``step_speed.py``,
-``checkpoint_cost.py``, ``threads.py``, ``ais_speed.py`` and ``ais_accuracy.py`` (on the
-linear-Gaussian truth, against the plain HMC-AIS), writes each one's JSON to
+``checkpoint_cost.py``, ``threads.py``, ``ais_speed.py``, ``readme_job.py`` (the README's
+main job) and ``ais_accuracy.py`` (on the linear-Gaussian truth, against the plain HMC-AIS),
+writes each one's JSON to
 ``OUT/<name>.json`` and prints a summary of the figures the performance goals are stated in
 (docs/performance.md), dated, with the machine's float32 GEMM rate. Each script times its
 reference (a hand-written PyTorch loop, the GEMM rate) in the same process, so the ratios hold
 on a noisy machine better than the absolute figures; run on a quiet one.
 
-    python benchmarks/run_all.py                        # the full figures (about 8 minutes)
+    python benchmarks/run_all.py                        # the full figures (about 12 minutes)
     python benchmarks/run_all.py --quick                # a smoke run (about a minute)
     python benchmarks/run_all.py --device cuda          # on a GPU
 """
@@ -38,6 +39,7 @@ SUITE = {
     "ais_speed": (["--n", "100", "--steps", "20"], ["--n", "10", "--steps", "3", "--repeats", "1"]),
     # ours at its defaults (L = 2, step sizes from the pilot) against the plain HMC-AIS at
     # every fixed step size of the grid, the same T and chains, on the linear-Gaussian truth
+    "readme_job": ([], ["--quick"]),
     "ais_accuracy": (
         [*AIS_SAME, "--n", "100", "--steps", "200", "--chains", "8", "--repeats", "2"],
         [*AIS_SAME, "--n", "12", "--steps", "15", "--chains", "4", "--repeats", "1"],
@@ -74,6 +76,11 @@ def summary(results: dict) -> dict:
     ais = results.get("ais_speed")
     if ais:
         out["ais_speed_vs_plain_same_step_size"] = ais["speed_vs_plain"]
+    job = results.get("readme_job")
+    if job:
+        out["readme_train_seconds"] = job["train_seconds"]
+        out["readme_seconds_per_epoch"] = job["seconds_per_epoch"]
+        out["readme_evaluate_seconds"] = job["evaluate_seconds"]
     acc = results.get("ais_accuracy")
     if acc:
         out["ais_time_vs_plain_at_equal_variance"] = round(
@@ -122,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             args += ["--device", a.device]
         if name == "iwae_eval" and a.run:
             args += ["--run", a.run]
+        if name == "readme_job":
+            args += ["--out", str(out / "readme_run")]
         t0 = time.perf_counter()
         done = subprocess.run(args, capture_output=True, text=True)
         if done.returncode != 0:
