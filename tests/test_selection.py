@@ -107,3 +107,11 @@ def test_evaluate_best_scores_the_selected_epoch(tmp_path, scripted):
     (tmp_path / "lg" / BEST).unlink()
     with pytest.raises(RunDirError, match="train.keep_best"):
         evaluate_run(tmp_path / "lg", [1], subset=20, weights=BEST)
+
+
+def test_evaluate_best_before_a_whole_epoch_says_so(tmp_path):
+    sets = ["train.max_steps=2", "data.options.n_train=300", "train.keep_best=true"]
+    recipe = config.load(REPO / "models" / "linear_gaussian.toml", sets)
+    train_recipe(recipe, tmp_path / "lg", progress=False)
+    with pytest.raises(RunDirError, match="no epoch has finished.*--resume"):
+        evaluate_run(tmp_path / "lg", [1], subset=20, weights=BEST)

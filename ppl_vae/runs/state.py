@@ -150,6 +150,18 @@ def load_scored(
                 else "."
             )
         )
+    unfinished = status.checkpoint["epoch"] == 0  # no whole epoch yet
+    if (
+        not (path / weights).is_file()
+        and weights != CHECKPOINT
+        and unfinished
+        and _keeps_best(path)
+    ):
+        raise RunDirError(
+            f"run {path} has no {weights} yet: it keeps its best epoch by validation ELBO, and "
+            f"no epoch has finished; train it on (ppl-vae train --resume {path}), or {what} "
+            f"the steps it took ({CHECKPOINT})."
+        )
     if not (path / weights).is_file():
         raise RunDirError(
             f"run {path} has no {weights} to {what}: only a run trained with train.keep_best = "
@@ -162,6 +174,12 @@ def load_scored(
         if checkpoint_info(path / weights) == before:
             return run, before, status.state == "training"
     raise RunDirError(f"the checkpoint of {path} changed during every load; try again.")
+
+
+def _keeps_best(path: Path) -> bool:
+    from .recipe import load_recipe
+
+    return load_recipe(path).train.keep_best
 
 
 # result file (relative to the run dir, or a glob) -> what wrote it
