@@ -47,7 +47,9 @@ def seconds_per_epoch(out: Path, cell) -> float | None:
     return statistics.median(rows) if rows else None  # the median: a paused epoch stands out
 
 
-def figure(scores: dict, path: str, k: int) -> None:
+def figure(scores: dict, path: str, k: int, earlier: dict | None = None) -> None:
+    """NLL against epoch per cell; ``earlier``: {cell name: [{epochs, nll, se}]}, scores kept
+    from an earlier session (drawn hollow), for stages whose run dirs are gone."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
@@ -57,6 +59,20 @@ def figure(scores: dict, path: str, k: int) -> None:
     ax = fig.add_subplot()
     ticks = set()
     for i, (cell, docs) in enumerate(scores.items()):
+        before = (earlier or {}).get(cell_name(cell), [])
+        if before:
+            ticks |= {d["epochs"] for d in before}
+            ax.errorbar(
+                [d["epochs"] for d in before],
+                [d["nll"] for d in before],
+                yerr=[2 * d["se"] for d in before],
+                marker="o",
+                mfc="none",
+                color=f"C{i}",
+                capsize=3,
+                ls=":",
+                label=f"{cell_name(cell)} (ours, an earlier session)",
+            )
         e = [d["epochs"] for d in docs]
         ticks |= set(e)
         ax.errorbar(
@@ -95,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-k", type=int, default=5000)
     p.add_argument("--test-size", type=int, default=0)
     p.add_argument("--figure")
+    p.add_argument("--earlier", help="JSON of scores from an earlier session, drawn hollow")
     p.add_argument("--data-dir")
     a = p.parse_args(argv)
     cells = [parse_cell(c) for c in a.cells]
@@ -154,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     doc = {cell_name(c): [{k: d[k] for k in keep if k in d} for d in scores[c]] for c in cells}
     (out / "stages.json").write_text(json.dumps({"scores": doc, "cost": cost}, indent=1))
     if a.figure and any(scores.values()):
-        figure({c: v for c, v in scores.items() if v}, a.figure, a.eval_k)
+        earlier = json.loads(Path(a.earlier).read_text())["scores"] if a.earlier else None
+        figure({c: v for c, v in scores.items() if v}, a.figure, a.eval_k, earlier)
     sys.stdout.write(text)
     return 0 if all(scores.values()) else 1
 

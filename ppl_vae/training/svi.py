@@ -318,6 +318,7 @@ def _summary(result: FitResult) -> dict[str, Any]:
     seconds = [row["seconds"] for row in result.history]
     return {
         "steps": result.steps,
+        "replayed_steps": result.replayed,
         "epochs": len(result.history),
         "train_elbo": result.history[-1]["train_elbo"] if result.history else None,
         "valid_elbo": result.history[-1].get("valid_elbo") if result.history else None,
