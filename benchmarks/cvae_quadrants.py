@@ -49,8 +49,9 @@ def run_one(given: int, kind: str, args: argparse.Namespace) -> dict:
         sets += ["train.keep_best=true", f"train.patience={args.patience}"]
     summary = out / SUMMARY
     done = summary.is_file() and json.loads(summary.read_text())["epochs"] >= args.epochs
-    if args.patience:  # a run that stopped early is done too
-        done = summary.is_file() and (out / BEST).is_file()
+    if args.patience and summary.is_file():  # a run that stopped early is done too
+        ran = json.loads(summary.read_text())
+        done = done or ran["epochs"] - (ran["best_epoch"] or 0) >= args.patience
     if not done:
         recipe = config.load(REPO / "models" / "mnist_cvae_quadrants.toml", sets)
         train_recipe(
