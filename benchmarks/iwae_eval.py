@@ -194,13 +194,13 @@ def measure_peak(a) -> float:
     if x.is_cuda:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-        evaluate(model, guide, x, [a.peak_of_k], a.chunk, a.batch)
+        evaluate(model, guide, x, [a.peak_of_k], chunk_size=a.chunk, batch_size=a.batch)
         return (torch.cuda.max_memory_allocated() - base) / 2**20
     ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)  # what loading freed goes back
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets the kernel's high-water mark of the resident set (VmHWM)
     before = _status_kib("VmRSS")
-    evaluate(model, guide, x, [a.peak_of_k], a.chunk, a.batch)
+    evaluate(model, guide, x, [a.peak_of_k], chunk_size=a.chunk, batch_size=a.batch)
     return max(_status_kib("VmHWM") - before, 0) / 1024
 
 
@@ -250,7 +250,7 @@ def main() -> None:
         return timed(timed_fn, a.n)
 
     ours, report["ppl_vae"] = run(
-        lambda: evaluate(model, guide, x, [a.k], a.chunk, a.batch, khat=False)
+        lambda: evaluate(model, guide, x, [a.k], chunk_size=a.chunk, batch_size=a.batch, khat=False)
     )
     plain, report["plain_loop"] = run(lambda: plain_iwae(model, guide, x, a.k, a.chunk, a.batch))
     report["ppl_vae"]["iwae"] = ours.iwae[:, 0].mean().item()
