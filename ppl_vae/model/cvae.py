@@ -47,16 +47,11 @@ class Variant:
 
     prior_reads_guess: bool  # x_in with a frozen baseline's guess in the hidden pixels
     generation_reads_input: bool  # [z, x_in]; else z alone
-    about: str
 
 
 CVAE_VARIANTS: dict[str, Variant] = {
-    "sohn": Variant(False, True, "p(z | x_in), p(x_out | z, x_in) (Sohn et al. 2015)"),
-    "pyro": Variant(
-        True,
-        False,
-        "p(z | x_in, baseline's guess), p(x_out | z): Pyro's CVAE tutorial",
-    ),
+    "sohn": Variant(False, True),  # p(z | x_in), p(x_out | z, x_in): Sohn et al. (2015)
+    "pyro": Variant(True, False),  # p(z | x_in, guess), p(x_out | z): Pyro's CVAE tutorial
 }
 
 

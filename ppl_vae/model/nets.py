@@ -131,10 +131,11 @@ class Frozen(nn.Module):
 
     def __init__(self, net: nn.Module):
         super().__init__()
-        self._shell = (copy.deepcopy(net).requires_grad_(False),)  # a tuple: not a submodule
-        self._names = [name for name, _ in net.named_parameters()]
-        for i, (_, p) in enumerate(net.named_parameters()):
-            self.register_buffer(f"w{i}", p.detach().clone())
+        shell = copy.deepcopy(net).requires_grad_(False)
+        self._shell = (shell,)  # a tuple: not a submodule, so its parameters are nobody's
+        self._names = [name for name, _ in shell.named_parameters()]
+        for i, (_, p) in enumerate(shell.named_parameters()):
+            self.register_buffer(f"w{i}", p.detach())  # the copy's own storage, not a third
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = {name: getattr(self, f"w{i}") for i, name in enumerate(self._names)}

@@ -150,19 +150,13 @@ def load_scored(
                 else "."
             )
         )
-    unfinished = status.checkpoint["epoch"] == 0  # no whole epoch yet
-    if (
-        not (path / weights).is_file()
-        and weights != CHECKPOINT
-        and unfinished
-        and _keeps_best(path)
-    ):
-        raise RunDirError(
-            f"run {path} has no {weights} yet: it keeps its best epoch by validation ELBO, and "
-            f"no epoch has finished; train it on (ppl-vae train --resume {path}), or {what} "
-            f"the steps it took ({CHECKPOINT})."
-        )
-    if not (path / weights).is_file():
+    if not (path / weights).is_file():  # best.pt: checkpoint.pt was found above
+        if status.checkpoint["epoch"] == 0 and _keeps_best(path):
+            raise RunDirError(
+                f"run {path} has no {weights} yet: it keeps its best epoch by validation ELBO, "
+                f"and no epoch has finished; train it on (ppl-vae train --resume {path}), or "
+                f"{what} the steps it took ({CHECKPOINT})."
+            )
         raise RunDirError(
             f"run {path} has no {weights} to {what}: only a run trained with train.keep_best = "
             f"true keeps one (its best epoch by validation ELBO). Train with --set "

@@ -110,7 +110,7 @@ def simplify(graph: torch.fx.GraphModule) -> None:
     g = graph.graph
     seen: dict[Hashable, torch.fx.Node] = {}
     for node in list(g.nodes):
-        if node.op != "call_function":
+        if node.op != "call_function" or _in_place_on(node):
             continue
         a = node.args[0] if node.args else None
         same = None
@@ -118,11 +118,11 @@ def simplify(graph: torch.fx.GraphModule) -> None:
             same = a
         elif node.target is aten.t.default and getattr(a, "target", None) is aten.t.default:
             same = a.args[0]
-        elif node.target in VIEWS and not _in_place_on(node):
+        elif node.target in VIEWS:
             key = (node.target, _key(node.args), _key(tuple(node.kwargs.items())))
             same = seen.setdefault(key, node)
             same = None if same is node else same
-        if same is not None and not _in_place_on(node):
+        if same is not None:
             node.replace_all_uses_with(same)
             g.erase_node(node)
     g.eliminate_dead_code()
